@@ -1,0 +1,60 @@
+// AVX2+FMA GEMM: a 6x16 register micro-kernel plugged into the shared Goto/BLIS driver.
+// Built with -mavx2 -mfma (CMake), used only when CPUID and XGETBV both say so.
+//
+// Why 6x16: 6 rows x two YMM vectors of columns is 12 accumulators; with the two B vectors
+// and one broadcast that is 15 of the 16 YMM registers (the BLIS/OpenBLAS Haswell shape).
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "fastdense/kernels.h"
+
+namespace fastdense {
+namespace avx2 {
+namespace {
+
+struct Ukernel {
+    static constexpr int MR = 6, NR = 16;
+    // A 16-wide B micro-panel of KC rows (16 KiB) stays in L1; the MC x KC A block (96 KiB)
+    // in L2; packed B (NC x KC, 4 MiB) in L3.
+    static constexpr int64_t KC = 256, MC = 96, NC = 4096;
+
+    static void run(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc,
+                    bool accumulate) {
+        // Ap is (kc, 6) packed, Bp is (kc, 16) packed, C is (6, 16) with row stride ldc
+        __m256 c[MR][2];
+        if (accumulate) {
+#pragma GCC unroll 6
+            for (int i = 0; i < MR; ++i) {
+                c[i][0] = _mm256_loadu_ps(C + i * ldc);
+                c[i][1] = _mm256_loadu_ps(C + i * ldc + 8);
+            }
+        } else {
+#pragma GCC unroll 6
+            for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
+        }
+        for (int64_t k = 0; k < kc; ++k) {
+            const __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
+#pragma GCC unroll 6
+            for (int i = 0; i < MR; ++i) {
+                const __m256 a = _mm256_broadcast_ss(Ap + i);
+                c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+                c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+            }
+            Ap += MR;
+            Bp += NR;
+        }
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; ++i) {
+            _mm256_storeu_ps(C + i * ldc, c[i][0]);
+            _mm256_storeu_ps(C + i * ldc + 8, c[i][1]);
+        }
+    }
+};
+
+}  // namespace
+}  // namespace avx2
+}  // namespace fastdense
+
+#define FASTDENSE_ISA_NS avx2
+#include "common/gemm_driver.h"

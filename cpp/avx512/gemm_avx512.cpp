@@ -1,0 +1,65 @@
+// AVX-512 GEMM: a 12x32 register micro-kernel plugged into the shared Goto/BLIS driver.
+// Built with -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma (CMake), used only when CPUID and
+// XGETBV both say so (dispatch.cpp).
+//
+// Why 12x32: C rows x two ZMM vectors of columns gives 24 accumulators, leaving 8 of the 32
+// ZMM registers for the two B vectors and the A broadcast. Per k that is 24 FMAs against
+// 2 loads and 12 broadcasts, enough to keep Zen 4's FMA pipes busy (it executes a 512-bit op
+// as two 256-bit halves, so the peak equals AVX2's; the gain is the register count). This is
+// the transpose of AOCL-BLIS's packed 32x12 Zen 4 kernel: we store C row-major, so our vector
+// dimension is N.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "fastdense/kernels.h"
+
+namespace fastdense {
+namespace avx512 {
+namespace {
+
+struct Ukernel {
+    static constexpr int MR = 12, NR = 32;
+    // KC: a 32-wide B micro-panel of KC rows (32 KiB) stays in L1 while the MC x KC block of A
+    // (192 KiB) streams from L2; NC x KC of packed B (4 MiB) sits in L3.
+    static constexpr int64_t KC = 256, MC = 192, NC = 4096;
+
+    static void run(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc,
+                    bool accumulate) {
+        // Ap is (kc, 12) packed, Bp is (kc, 32) packed, C is (12, 32) with row stride ldc
+        __m512 c[MR][2];
+        if (accumulate) {
+#pragma GCC unroll 12
+            for (int i = 0; i < MR; ++i) {
+                c[i][0] = _mm512_loadu_ps(C + i * ldc);
+                c[i][1] = _mm512_loadu_ps(C + i * ldc + 16);
+            }
+        } else {
+#pragma GCC unroll 12
+            for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+        }
+        for (int64_t k = 0; k < kc; ++k) {
+            const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+#pragma GCC unroll 12
+            for (int i = 0; i < MR; ++i) {
+                const __m512 a = _mm512_set1_ps(Ap[i]);
+                c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+                c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+            }
+            Ap += MR;
+            Bp += NR;
+        }
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; ++i) {
+            _mm512_storeu_ps(C + i * ldc, c[i][0]);
+            _mm512_storeu_ps(C + i * ldc + 16, c[i][1]);
+        }
+    }
+};
+
+}  // namespace
+}  // namespace avx512
+}  // namespace fastdense
+
+#define FASTDENSE_ISA_NS avx512
+#include "common/gemm_driver.h"

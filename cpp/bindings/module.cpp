@@ -1,0 +1,434 @@
+// fastdense._core: the pybind11 face of the kernel core.
+//
+// Each function validates everything first (dtype, contiguity, shapes, writeable and
+// non-overlapping outputs, label range, empty arrays) and raises TypeError/ValueError naming
+// the argument with what was expected and what was received; then it releases the GIL and
+// makes exactly one call into the active kernel table. Outputs may be passed as `out=`-style
+// buffers so a training loop allocates nothing per step.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fastdense/dispatch.h"
+#include "fastdense/kernels.h"
+
+namespace py = pybind11;
+using fastdense::kernels;
+
+namespace {
+
+using Shape = std::vector<int64_t>;
+constexpr int64_t kAny = -1;  // a dimension whose size is set by another argument
+
+std::string shape_str(const Shape& s) {
+    std::ostringstream o;
+    o << "(";
+    for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+    o << (s.size() == 1 ? ",)" : ")");
+    return o.str();
+}
+
+Shape shape_of(const py::array& a) {
+    return Shape(a.shape(), a.shape() + a.ndim());
+}
+
+std::string type_name(py::handle h) {
+    return py::str(py::type::handle_of(h).attr("__name__"));
+}
+
+// The array behind argument `name` of `fn`, checked for type, dtype, C order and size.
+py::array checked_array(py::handle h, const char* fn, const char* name, bool labels = false) {
+    const char* want = labels ? "int32 or int64" : "float32";
+    if (!py::isinstance<py::array>(h))
+        throw py::type_error(std::string(fn) + ": expected `" + name + "` to be a numpy array of " +
+                             want + ", got " + type_name(h));
+    auto a = py::reinterpret_borrow<py::array>(h);
+    const bool ok = labels ? (a.dtype().is(py::dtype::of<int32_t>()) ||
+                              a.dtype().is(py::dtype::of<int64_t>()))
+                           : a.dtype().is(py::dtype::of<float>());
+    if (!ok)
+        throw py::type_error(std::string(fn) + ": expected `" + name + "` of dtype " + want +
+                             ", got " + std::string(py::str(a.dtype())) +
+                             (labels ? "" : " (convert with .astype(numpy.float32))"));
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error(std::string(fn) + ": `" + name + "` of shape " +
+                              shape_str(shape_of(a)) +
+                              " must be C-contiguous; got a strided or Fortran-ordered view "
+                              "(use numpy.ascontiguousarray)");
+    for (py::ssize_t i = 0; i < a.ndim(); ++i)
+        if (a.shape(i) == 0)
+            throw py::value_error(std::string(fn) + ": `" + name + "` is empty (shape " +
+                                  shape_str(shape_of(a)) +
+                                  "); every dimension must be at least 1 (an empty batch?)");
+    return a;
+}
+
+// Checks that `a` has shape `want` (kAny matches anything); `dims` spells the expected shape
+// for the message, e.g. "(M, K)".
+void expect_shape(const py::array& a, const char* fn, const char* name, const Shape& want,
+                  const std::string& dims, const std::string& why = "") {
+    const Shape got = shape_of(a);
+    bool ok = got.size() == want.size();
+    for (size_t i = 0; ok && i < want.size(); ++i) ok = want[i] == kAny || want[i] == got[i];
+    if (ok) return;
+    std::string w = "(";
+    for (size_t i = 0; i < want.size(); ++i)
+        w += (i ? ", " : "") + (want[i] == kAny ? std::string(1, dims[1 + 3 * i])
+                                                : std::to_string(want[i]));
+    w += want.size() == 1 ? ",)" : ")";
+    throw py::value_error(std::string(fn) + ": expected `" + name + "` of shape " +
+                          (want.size() == got.size() ? w : dims) + why + ", got " +
+                          shape_str(got));
+}
+
+bool overlaps(const py::array& a, const py::array& b) {
+    auto a0 = static_cast<const char*>(a.data()), b0 = static_cast<const char*>(b.data());
+    return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
+// An output buffer: a new array when `out` is None, else the caller's, which must be a
+// writeable C-contiguous float32 array of exactly `shape` that shares no memory with `inputs`.
+py::array_t<float> output(py::handle out, const char* fn, const char* name, const Shape& shape,
+                          std::initializer_list<std::pair<const char*, const py::array*>> inputs,
+                          const py::array* may_alias = nullptr) {
+    if (out.is_none()) return py::array_t<float>(shape);
+    py::array a = checked_array(out, fn, name);
+    if (!a.writeable())
+        throw py::value_error(std::string(fn) + ": `" + name +
+                              "` is read-only; an output buffer must be writeable");
+    expect_shape(a, fn, name, shape, shape_str(shape));
+    for (const auto& in : inputs) {
+        if (!in.second || (may_alias && in.second == may_alias && a.data() == in.second->data()))
+            continue;
+        if (overlaps(a, *in.second))
+            throw py::value_error(std::string(fn) + ": `" + name + "` shares memory with `" +
+                                  in.first + "`; pass a separate output buffer");
+    }
+    return py::reinterpret_borrow<py::array_t<float>>(a);
+}
+
+const float* fptr(const py::array& a) { return static_cast<const float*>(a.data()); }
+float* wptr(py::array_t<float>& a) { return a.mutable_data(); }
+
+// ---------------------------------------------------------------------------------------------
+
+py::array_t<float> matmul_forward(py::handle x_, py::handle w_, py::handle b_, bool relu,
+                                  py::handle out_) {
+    const char* fn = "matmul_forward";
+    py::array x = checked_array(x_, fn, "x"), w = checked_array(w_, fn, "w");
+    expect_shape(x, fn, "x", {kAny, kAny}, "(M, K)");
+    const int64_t M = x.shape(0), K = x.shape(1);
+    expect_shape(w, fn, "w", {K, kAny}, "(K, N)", " to match `x` of shape " + shape_str({M, K}));
+    const int64_t N = w.shape(1);
+    py::array b;
+    if (!b_.is_none()) {
+        b = checked_array(b_, fn, "b");
+        expect_shape(b, fn, "b", {N}, "(N,)");
+    }
+    auto y = output(out_, fn, "out", {M, N}, {{"x", &x}, {"w", &w}, {"b", b ? &b : nullptr}});
+    float* Y = wptr(y);
+    const float *X = fptr(x), *W = fptr(w), *B = b ? fptr(b) : nullptr;
+    {
+        py::gil_scoped_release nogil;
+        kernels().matmul_forward(Y, X, W, B, M, K, N, relu);
+    }
+    return y;
+}
+
+py::array_t<float> matmul_backward_input(py::handle dy_, py::handle w_, py::handle mask_,
+                                         py::handle out_) {
+    const char* fn = "matmul_backward_input";
+    py::array dy = checked_array(dy_, fn, "dy"), w = checked_array(w_, fn, "w");
+    expect_shape(dy, fn, "dy", {kAny, kAny}, "(M, N)");
+    const int64_t M = dy.shape(0), N = dy.shape(1);
+    expect_shape(w, fn, "w", {kAny, N}, "(K, N)", " to match `dy` of shape " + shape_str({M, N}));
+    const int64_t K = w.shape(0);
+    py::array mask;
+    if (!mask_.is_none()) {
+        mask = checked_array(mask_, fn, "mask");
+        expect_shape(mask, fn, "mask", {M, K}, "(M, K)");
+    }
+    auto dx = output(out_, fn, "out", {M, K},
+                     {{"dy", &dy}, {"w", &w}, {"mask", mask ? &mask : nullptr}});
+    float* DX = wptr(dx);
+    const float *DY = fptr(dy), *W = fptr(w), *MASK = mask ? fptr(mask) : nullptr;
+    {
+        py::gil_scoped_release nogil;
+        kernels().matmul_backward_input(DX, DY, W, MASK, M, N, K);
+    }
+    return dx;
+}
+
+py::tuple matmul_backward_weight(py::handle x_, py::handle dy_, py::handle dw_, py::handle db_,
+                                 bool bias) {
+    const char* fn = "matmul_backward_weight";
+    py::array x = checked_array(x_, fn, "x"), dy = checked_array(dy_, fn, "dy");
+    expect_shape(x, fn, "x", {kAny, kAny}, "(M, K)");
+    const int64_t M = x.shape(0), K = x.shape(1);
+    expect_shape(dy, fn, "dy", {M, kAny}, "(M, N)", " to match `x` of shape " + shape_str({M, K}));
+    const int64_t N = dy.shape(1);
+    auto dw = output(dw_, fn, "dw", {K, N}, {{"x", &x}, {"dy", &dy}});
+    py::object db_obj = py::none();
+    float* DB = nullptr;
+    if (bias) {
+        auto db = output(db_, fn, "db", {N}, {{"x", &x}, {"dy", &dy}, {"dw", &dw}});
+        DB = wptr(db);
+        db_obj = db;
+    } else if (!db_.is_none()) {
+        throw py::value_error(std::string(fn) + ": `db` was given but bias=False");
+    }
+    float* DW = wptr(dw);
+    const float *X = fptr(x), *DY = fptr(dy);
+    {
+        py::gil_scoped_release nogil;
+        kernels().matmul_backward_weight(DW, DB, X, DY, M, K, N);
+    }
+    return py::make_tuple(dw, db_obj);
+}
+
+py::array_t<float> relu_forward(py::handle x_, py::handle out_) {
+    const char* fn = "relu_forward";
+    py::array x = checked_array(x_, fn, "x");
+    auto y = output(out_, fn, "out", shape_of(x), {{"x", &x}}, &x);
+    float* Y = wptr(y);
+    const float* X = fptr(x);
+    const int64_t n = x.size();
+    {
+        py::gil_scoped_release nogil;
+        kernels().relu_forward(Y, X, n);
+    }
+    return y;
+}
+
+py::array_t<float> relu_backward(py::handle dy_, py::handle y_, py::handle out_) {
+    const char* fn = "relu_backward";
+    py::array dy = checked_array(dy_, fn, "dy"), y = checked_array(y_, fn, "y");
+    expect_shape(y, fn, "y", shape_of(dy), shape_str(shape_of(dy)), " to match `dy`");
+    auto dx = output(out_, fn, "out", shape_of(dy), {{"dy", &dy}, {"y", &y}}, &dy);
+    float* DX = wptr(dx);
+    const float *DY = fptr(dy), *Y = fptr(y);
+    const int64_t n = dy.size();
+    {
+        py::gil_scoped_release nogil;
+        kernels().relu_backward(DX, DY, Y, n);
+    }
+    return dx;
+}
+
+// Shared by the two softmax entry points: checks logits and labels, returns (M, C, labels).
+fastdense::Labels checked_labels(const py::array& logits, const py::array& labels,
+                                 const char* fn) {
+    expect_shape(logits, fn, "logits", {kAny, kAny}, "(M, C)");
+    const int64_t M = logits.shape(0), C = logits.shape(1);
+    expect_shape(labels, fn, "labels", {M}, "(M,)",
+                 " to match `logits` of shape " + shape_str({M, C}));
+    fastdense::Labels lab{labels.data(), labels.dtype().is(py::dtype::of<int64_t>())};
+    for (int64_t i = 0; i < M; ++i) {
+        const int64_t v = lab.at(i);
+        if (v < 0 || v >= C)
+            throw py::value_error(std::string(fn) + ": `labels[" + std::to_string(i) + "]` = " +
+                                  std::to_string(v) + " is out of range [0, " +
+                                  std::to_string(C) + ") for " + std::to_string(C) +
+                                  " classes");
+    }
+    return lab;
+}
+
+py::tuple softmax_xent_forward(py::handle logits_, py::handle labels_, py::handle losses_) {
+    const char* fn = "softmax_xent_forward";
+    py::array z = checked_array(logits_, fn, "logits"),
+              labels = checked_array(labels_, fn, "labels", true);
+    const fastdense::Labels lab = checked_labels(z, labels, fn);
+    const int64_t M = z.shape(0), C = z.shape(1);
+    auto losses = output(losses_, fn, "losses", {M}, {{"logits", &z}, {"labels", &labels}});
+    float* L = wptr(losses);
+    const float* Z = fptr(z);
+    double mean;
+    {
+        py::gil_scoped_release nogil;
+        mean = kernels().softmax_xent(L, nullptr, Z, lab, M, C, 0.0f);
+    }
+    return py::make_tuple(mean, losses);
+}
+
+py::tuple softmax_xent_backward(py::handle logits_, py::handle labels_, py::handle dlogits_,
+                                py::handle losses_, py::object grad_scale_) {
+    const char* fn = "softmax_xent_backward";
+    py::array z = checked_array(logits_, fn, "logits"),
+              labels = checked_array(labels_, fn, "labels", true);
+    const fastdense::Labels lab = checked_labels(z, labels, fn);
+    const int64_t M = z.shape(0), C = z.shape(1);
+    const float scale = grad_scale_.is_none() ? static_cast<float>(1.0 / static_cast<double>(M))
+                                              : grad_scale_.cast<float>();
+    auto dz = output(dlogits_, fn, "dlogits", {M, C}, {{"logits", &z}, {"labels", &labels}});
+    auto losses = output(losses_, fn, "losses", {M},
+                         {{"logits", &z}, {"labels", &labels}, {"dlogits", &dz}});
+    float *L = wptr(losses), *DZ = wptr(dz);
+    const float* Z = fptr(z);
+    double mean;
+    {
+        py::gil_scoped_release nogil;
+        mean = kernels().softmax_xent(L, DZ, Z, lab, M, C, scale);
+    }
+    return py::make_tuple(mean, losses, dz);
+}
+
+// Lists of arrays, checked pairwise; `what` names the list in messages ("params[2]").
+std::vector<py::array> checked_list(py::handle seq, const char* fn, const char* name,
+                                    bool writeable) {
+    if (!py::isinstance<py::sequence>(seq) || py::isinstance<py::str>(seq) ||
+        py::isinstance<py::array>(seq))
+        throw py::type_error(std::string(fn) + ": expected `" + name +
+                             "` to be a list of float32 arrays, got " + type_name(seq));
+    std::vector<py::array> out;
+    auto s = py::reinterpret_borrow<py::sequence>(seq);
+    for (size_t i = 0; i < s.size(); ++i) {
+        const std::string item = std::string(name) + "[" + std::to_string(i) + "]";
+        py::array a = checked_array(s[i], fn, item.c_str());
+        if (writeable && !a.writeable())
+            throw py::value_error(std::string(fn) + ": `" + item +
+                                  "` is read-only; it is updated in place");
+        out.push_back(a);
+    }
+    return out;
+}
+
+void sgd_update(py::handle params_, py::handle grads_, py::handle bufs_, float lr,
+                float momentum, float dampening, float weight_decay, bool nesterov,
+                bool first_step, py::handle grad_scales_, py::object clip_value_) {
+    const char* fn = "sgd_update";
+    auto params = checked_list(params_, fn, "params", true);
+    auto grads = checked_list(grads_, fn, "grads", false);
+    std::vector<py::array> bufs;
+    if (!bufs_.is_none()) bufs = checked_list(bufs_, fn, "momentum_bufs", true);
+    if (grads.size() != params.size() || (!bufs_.is_none() && bufs.size() != params.size()))
+        throw py::value_error(std::string(fn) + ": expected as many `grads`" +
+                              (bufs_.is_none() ? "" : " and `momentum_bufs`") + " as `params` (" +
+                              std::to_string(params.size()) + "), got " +
+                              std::to_string(grads.size()) +
+                              (bufs_.is_none() ? "" : " and " + std::to_string(bufs.size())));
+    if (momentum != 0.0f && bufs_.is_none())
+        throw py::value_error(std::string(fn) + ": momentum=" + std::to_string(momentum) +
+                              " needs `momentum_bufs`");
+    std::vector<float> scales(params.size(), 1.0f);
+    if (!grad_scales_.is_none()) {
+        scales = grad_scales_.cast<std::vector<float>>();
+        if (scales.size() != params.size())
+            throw py::value_error(std::string(fn) + ": expected one `grad_scales` entry per "
+                                  "param (" + std::to_string(params.size()) + "), got " +
+                                  std::to_string(scales.size()));
+    }
+    const float clip = clip_value_.is_none() ? 0.0f : clip_value_.cast<float>();
+    for (size_t i = 0; i < params.size(); ++i) {
+        const std::string idx = "[" + std::to_string(i) + "]";
+        const std::string dims = shape_str(shape_of(params[i]));
+        expect_shape(grads[i], fn, ("grads" + idx).c_str(), shape_of(params[i]), dims,
+                     " to match `params" + idx + "`");
+        if (!bufs.empty())
+            expect_shape(bufs[i], fn, ("momentum_bufs" + idx).c_str(), shape_of(params[i]), dims,
+                         " to match `params" + idx + "`");
+    }
+    struct Job {
+        float* p;
+        float* b;
+        const float* g;
+        int64_t n;
+        float scale;
+    };
+    std::vector<Job> jobs;
+    for (size_t i = 0; i < params.size(); ++i)
+        jobs.push_back({static_cast<float*>(params[i].mutable_data()),
+                        bufs.empty() ? nullptr : static_cast<float*>(bufs[i].mutable_data()),
+                        fptr(grads[i]), static_cast<int64_t>(params[i].size()), scales[i]});
+    py::gil_scoped_release nogil;
+    const auto& k = kernels();
+    for (const Job& j : jobs)
+        k.sgd_update(j.p, momentum != 0.0f ? j.b : nullptr, j.g, j.n, lr, momentum, dampening,
+                     weight_decay, nesterov, first_step, j.scale, clip);
+}
+
+std::vector<double> sum_squares(py::handle arrays_) {
+    auto arrays = checked_list(arrays_, "sum_squares", "arrays", false);
+    std::vector<double> out;
+    for (const auto& a : arrays) {
+        const float* p = fptr(a);
+        const int64_t n = a.size();
+        py::gil_scoped_release nogil;
+        out.push_back(kernels().sum_squares(p, n));
+    }
+    return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fastdense kernel core: float32 GEMM, ReLU, softmax cross-entropy and SGD kernels "
+              "with runtime ISA dispatch (ref / AVX2 / AVX-512), threaded with OpenMP.";
+    fastdense::dispatch_init();
+
+    m.attr("__version__") = FASTDENSE_VERSION;
+#ifdef _OPENMP
+    m.attr("has_openmp") = true;
+#else
+    m.attr("has_openmp") = false;
+#endif
+
+    m.def("matmul_forward", &matmul_forward, py::arg("x"), py::arg("w"),
+          py::arg("b") = py::none(), py::kw_only(), py::arg("relu") = false,
+          py::arg("out") = py::none(),
+          "y(M,N) = x(M,K) @ w(K,N) [+ b(N)], then ReLU if relu=True (fused epilogue).");
+    m.def("matmul_backward_input", &matmul_backward_input, py::arg("dy"), py::arg("w"),
+          py::kw_only(), py::arg("mask") = py::none(), py::arg("out") = py::none(),
+          "dx(M,K) = dy(M,N) @ w(K,N).T, zeroed where mask(M,K) <= 0 when a mask (the previous "
+          "layer's ReLU output) is given.");
+    m.def("matmul_backward_weight", &matmul_backward_weight, py::arg("x"), py::arg("dy"),
+          py::kw_only(), py::arg("dw") = py::none(), py::arg("db") = py::none(),
+          py::arg("bias") = true,
+          "(dw, db): dw(K,N) = x(M,K).T @ dy(M,N) and db(N) = dy.sum(0) (None if bias=False).");
+    m.def("relu_forward", &relu_forward, py::arg("x"), py::kw_only(),
+          py::arg("out") = py::none(), "y = max(x, 0); out may be x itself.");
+    m.def("relu_backward", &relu_backward, py::arg("dy"), py::arg("y"), py::kw_only(),
+          py::arg("out") = py::none(), "dx = dy where y > 0, else 0; out may be dy itself.");
+    m.def("softmax_xent_forward", &softmax_xent_forward, py::arg("logits"), py::arg("labels"),
+          py::kw_only(), py::arg("losses") = py::none(),
+          "(mean_loss, losses): softmax cross-entropy of logits(M,C) against integer labels(M).");
+    m.def("softmax_xent_backward", &softmax_xent_backward, py::arg("logits"), py::arg("labels"),
+          py::kw_only(), py::arg("dlogits") = py::none(), py::arg("losses") = py::none(),
+          py::arg("grad_scale") = py::none(),
+          "(mean_loss, losses, dlogits) in one pass; dlogits = (softmax - onehot) * grad_scale, "
+          "grad_scale defaulting to 1/M (the gradient of the mean loss).");
+    m.def("sgd_update", &sgd_update, py::arg("params"), py::arg("grads"),
+          py::arg("momentum_bufs") = py::none(), py::kw_only(), py::arg("lr"),
+          py::arg("momentum") = 0.0f, py::arg("dampening") = 0.0f,
+          py::arg("weight_decay") = 0.0f, py::arg("nesterov") = false,
+          py::arg("first_step") = false, py::arg("grad_scales") = py::none(),
+          py::arg("clip_value") = py::none(),
+          "PyTorch-rule SGD step on lists of arrays, in place, in one call.");
+    m.def("sum_squares", &sum_squares, py::arg("arrays"),
+          "[sum(a**2) for a in arrays], accumulated in double.");
+
+    m.def("compiled_isas", &fastdense::compiled_isas, "ISAs compiled into this build.");
+    m.def("supported_isas", &fastdense::supported_isas,
+          "Compiled ISAs that this CPU and OS can run, best last.");
+    m.def("active_isa", &fastdense::active_isa, "The ISA the kernels use now.");
+    m.def("set_isa", &fastdense::set_isa, py::arg("name"),
+          "Use another compiled and supported ISA (for tests and benchmarks).");
+    m.def("get_num_threads", &fastdense::num_threads, "Threads the kernels may use.");
+    m.def(
+        "set_num_threads",
+        [](int n) {
+            if (n < 1)
+                throw py::value_error("set_num_threads: `n` must be >= 1, got " +
+                                      std::to_string(n));
+            fastdense::set_num_threads(n);
+        },
+        py::arg("n"), "Set the threads the kernels may use (OpenMP team size).");
+}

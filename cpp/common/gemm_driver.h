@@ -1,0 +1,249 @@
+// The Goto/BLIS GEMM driver shared by the vector ISAs: blocking, packing, edge tiles, threads
+// and the fused epilogues. Only the register micro-kernel differs per ISA; each ISA's gemm_*.cpp
+// defines FASTDENSE_ISA_NS and a `Ukernel` struct, then includes this file, so every
+// instantiation lives in that ISA's namespace and is compiled with that ISA's flags only.
+//
+// Ukernel must provide:
+//   static constexpr int MR, NR;            register tile, C rows x C columns
+//   static constexpr int64_t KC, MC, NC;     cache blocking (see the ISA file for why)
+//   static void run(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc,
+//                   bool accumulate);
+//     C(MR,NR) = (accumulate ? C : 0) + Ap(MR,kc) · Bp(kc,NR), one FMA per k in order.
+//     Ap is packed k-major (MR values per k), Bp k-major (NR values per k).
+//
+// Determinism: the K loop is blocked by KC only (boundaries depend on K alone) and each block
+// continues the chain from the stored C, so every output element is the same sequential FMA
+// chain whatever the thread split, the tile position or the ISA.
+#ifndef FASTDENSE_ISA_NS
+#error "define FASTDENSE_ISA_NS before including gemm_driver.h"
+#endif
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "fastdense/parallel.h"
+
+namespace fastdense {
+namespace FASTDENSE_ISA_NS {
+namespace {
+
+// A strided view of a matrix: element (i, j) lives at p[i*rs + j*cs]. Transposes are just
+// swapped strides; packing turns any of them into the micro-kernel's contiguous panels.
+struct View {
+    const float* p;
+    int64_t rs, cs;
+    const float* at(int64_t i, int64_t j) const { return p + i * rs + j * cs; }
+};
+
+enum class Epilogue { None, Bias, BiasRelu, Relu, Mask };
+
+// Per-thread packing buffers, grown on demand and kept: the hot path allocates nothing after
+// the first call of a given size. (A raw buffer rather than std::vector so that no std
+// template is instantiated differently per ISA.)
+struct Workspace {
+    float* ptr = nullptr;
+    size_t cap = 0;
+    float* get(size_t n) {
+        if (n > cap) {
+            std::free(ptr);
+            size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+            ptr = static_cast<float*>(std::aligned_alloc(64, bytes));
+            if (!ptr) {
+                cap = 0;
+                throw std::bad_alloc();
+            }
+            cap = n;
+        }
+        return ptr;
+    }
+    ~Workspace() { std::free(ptr); }
+};
+
+template <class U>
+void pack_a(float* dst, View A, int64_t i0, int64_t mc, int64_t k0, int64_t kc) {
+    // A block (mc,kc) -> ceil(mc/MR) panels of (kc, MR), zero-padded to a full MR.
+    constexpr int MR = U::MR;
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int64_t mr = mc - ir < MR ? mc - ir : MR;
+        float* d = dst + ir * kc;
+        if (A.cs == 1) {  // rows contiguous in k: read each row once, scatter into the panel
+            for (int64_t i = 0; i < mr; ++i) {
+                const float* s = A.at(i0 + ir + i, k0);
+                for (int64_t k = 0; k < kc; ++k) d[k * MR + i] = s[k];
+            }
+        } else {  // columns contiguous (transposed A): each k is one short contiguous run
+            for (int64_t k = 0; k < kc; ++k) {
+                const float* s = A.at(i0 + ir, k0 + k);
+                for (int64_t i = 0; i < mr; ++i) d[k * MR + i] = s[i * A.rs];
+            }
+        }
+        if (mr < MR)
+            for (int64_t k = 0; k < kc; ++k)
+                for (int64_t i = mr; i < MR; ++i) d[k * MR + i] = 0.0f;
+    }
+}
+
+template <class U>
+void pack_b(float* dst, View B, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
+    // B block (kc,nc) -> ceil(nc/NR) panels of (kc, NR), zero-padded to a full NR.
+    constexpr int NR = U::NR;
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        const int64_t nr = nc - jr < NR ? nc - jr : NR;
+        float* d = dst + jr * kc;
+        if (B.cs == 1) {
+            for (int64_t k = 0; k < kc; ++k) {
+                const float* s = B.at(k0 + k, j0 + jr);
+                float* dk = d + k * NR;
+                for (int64_t j = 0; j < nr; ++j) dk[j] = s[j];
+                for (int64_t j = nr; j < NR; ++j) dk[j] = 0.0f;
+            }
+        } else {  // transposed B (dY·Wᵀ): walk each source row once
+            for (int64_t j = 0; j < nr; ++j) {
+                const float* s = B.at(k0, j0 + jr + j);
+                for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = s[k * B.rs];
+            }
+            for (int64_t k = 0; k < kc; ++k)
+                for (int64_t j = nr; j < NR; ++j) d[k * NR + j] = 0.0f;
+        }
+    }
+}
+
+// Applied once per tile after the last K block, while the tile is still in L1. The order
+// (chain, then + bias, then ReLU / mask) is the same as in ref/, so results match bitwise.
+template <Epilogue E>
+void epilogue(float* C, int64_t ldc, int64_t mr, int64_t nr, const float* bias,
+              const float* mask, int64_t ldm) {
+    if (E == Epilogue::None) return;
+    for (int64_t i = 0; i < mr; ++i) {
+        float* c = C + i * ldc;
+        if (E == Epilogue::Bias || E == Epilogue::BiasRelu)
+            for (int64_t j = 0; j < nr; ++j) c[j] = c[j] + bias[j];
+        if (E == Epilogue::BiasRelu || E == Epilogue::Relu)
+            for (int64_t j = 0; j < nr; ++j) c[j] = c[j] < 0.0f ? 0.0f : c[j];
+        if (E == Epilogue::Mask) {
+            const float* m = mask + i * ldm;
+            for (int64_t j = 0; j < nr; ++j) c[j] = m[j] > 0.0f ? c[j] : 0.0f;
+        }
+    }
+}
+
+// C[m0:m1, n0:n1] on the calling thread.
+template <class U, Epilogue E>
+void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, int64_t m1,
+                int64_t n0, int64_t n1, const float* bias, const float* mask) {
+    constexpr int MR = U::MR, NR = U::NR;
+    static thread_local Workspace ws_a, ws_b;
+    float* Bp = ws_b.get(static_cast<size_t>(U::KC) * ((U::NC + NR - 1) / NR * NR));
+    float* Ap = ws_a.get(static_cast<size_t>(U::KC) * ((U::MC + MR - 1) / MR * MR));
+    alignas(64) float tile[MR * NR];
+
+    for (int64_t jc = n0; jc < n1; jc += U::NC) {
+        const int64_t nc = n1 - jc < U::NC ? n1 - jc : U::NC;
+        for (int64_t pc = 0; pc < K; pc += U::KC) {
+            const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
+            const bool first = pc == 0, last = pc + kc == K;
+            pack_b<U>(Bp, B, pc, kc, jc, nc);
+            for (int64_t ic = m0; ic < m1; ic += U::MC) {
+                const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
+                pack_a<U>(Ap, A, ic, mc, pc, kc);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    const int64_t nr = nc - jr < NR ? nc - jr : NR;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        const int64_t mr = mc - ir < MR ? mc - ir : MR;
+                        const int64_t ci = ic + ir, cj = jc + jr;
+                        float* c = C + ci * ldc + cj;
+                        if (mr == MR && nr == NR) {
+                            U::run(kc, Ap + ir * kc, Bp + jr * kc, c, ldc, !first);
+                        } else {  // edge tile: compute in a scratch tile, copy the valid part
+                            if (!first)
+                                for (int64_t i = 0; i < mr; ++i)
+                                    std::memcpy(tile + i * NR, c + i * ldc, nr * sizeof(float));
+                            U::run(kc, Ap + ir * kc, Bp + jr * kc, tile, NR, !first);
+                            for (int64_t i = 0; i < mr; ++i)
+                                std::memcpy(c + i * ldc, tile + i * NR, nr * sizeof(float));
+                        }
+                        if (last)
+                            epilogue<E>(c, ldc, mr, nr, bias ? bias + cj : nullptr,
+                                        mask ? mask + ci * ldc + cj : nullptr, ldc);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// C(M,N) = A(M,K)·B(K,N) with epilogue E. Threads split rows of C (or, for short-and-wide
+// outputs such as a batch of one, columns), never K.
+template <class U, Epilogue E>
+void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, const float* bias,
+          const float* mask) {
+    const int64_t row_tiles = (M + U::MR - 1) / U::MR, col_tiles = (N + U::NR - 1) / U::NR;
+    const bool split_rows = row_tiles >= col_tiles || row_tiles >= 8;
+    const int t = threads_for(M * N * K, split_rows ? row_tiles : col_tiles);
+    if (t == 1) {
+        gemm_block<U, E>(C, N, A, B, K, 0, M, 0, N, bias, mask);
+        return;
+    }
+#pragma omp parallel num_threads(t)
+    {
+#ifdef _OPENMP
+        const int p = omp_get_thread_num(), parts = omp_get_num_threads();
+#else
+        const int p = 0, parts = 1;
+#endif
+        int64_t b, e;
+        if (split_rows) {
+            split_range(M, parts, p, U::MR, &b, &e);
+            if (b < e) gemm_block<U, E>(C, N, A, B, K, b, e, 0, N, bias, mask);
+        } else {
+            split_range(N, parts, p, U::NR, &b, &e);
+            if (b < e) gemm_block<U, E>(C, N, A, B, K, 0, M, b, e, bias, mask);
+        }
+    }
+}
+
+// db(N) = Σ_m dY(m, :), in row order from 0: the same additions as ref/.
+void column_sums(float* db, const float* dY, int64_t M, int64_t N) {
+    for (int64_t j = 0; j < N; ++j) db[j] = 0.0f;
+    for (int64_t m = 0; m < M; ++m) {
+        const float* r = dY + m * N;
+        for (int64_t j = 0; j < N; ++j) db[j] = db[j] + r[j];
+    }
+}
+
+}  // namespace
+
+// The three training forms, as the kernel table wants them.
+
+void matmul_forward(float* Y, const float* X, const float* W, const float* b, int64_t M,
+                    int64_t K, int64_t N, bool relu) {
+    // X is (M,K), W is (K,N), b is (N) or null, Y is (M,N)
+    const View A{X, K, 1}, B{W, N, 1};
+    if (b && relu) gemm<Ukernel, Epilogue::BiasRelu>(Y, A, B, M, K, N, b, nullptr);
+    else if (b) gemm<Ukernel, Epilogue::Bias>(Y, A, B, M, K, N, b, nullptr);
+    else if (relu) gemm<Ukernel, Epilogue::Relu>(Y, A, B, M, K, N, nullptr, nullptr);
+    else gemm<Ukernel, Epilogue::None>(Y, A, B, M, K, N, nullptr, nullptr);
+}
+
+void matmul_backward_input(float* dX, const float* dY, const float* W, const float* mask,
+                           int64_t M, int64_t N, int64_t K) {
+    // dY is (M,N), W is (K,N) read as Wᵀ (N,K), mask and dX are (M,K)
+    const View A{dY, N, 1}, B{W, 1, N};
+    if (mask) gemm<Ukernel, Epilogue::Mask>(dX, A, B, M, N, K, nullptr, mask);
+    else gemm<Ukernel, Epilogue::None>(dX, A, B, M, N, K, nullptr, nullptr);
+}
+
+void matmul_backward_weight(float* dW, float* db, const float* X, const float* dY, int64_t M,
+                            int64_t K, int64_t N) {
+    // X is (M,K) read as Xᵀ (K,M), dY is (M,N), dW is (K,N), db is (N) or null
+    const View A{X, 1, K}, B{dY, N, 1};
+    gemm<Ukernel, Epilogue::None>(dW, A, B, K, M, N, nullptr, nullptr);
+    // The bias gradient reads dY once more right after the GEMM packed it, while it is
+    // still in cache; it is O(M·N) against the GEMM's O(M·N·K).
+    if (db) column_sums(db, dY, M, N);
+}
+
+}  // namespace FASTDENSE_ISA_NS
+}  // namespace fastdense

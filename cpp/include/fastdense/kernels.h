@@ -1,0 +1,83 @@
+// fastdense kernel API: the float32 forward/backward pairs a dense net's training step needs.
+//
+// Every ISA folder (ref/, avx2/, avx512/) implements the same table; dispatch.cpp picks one at
+// import. Conventions (see shared design notes and llm.c): outputs first, then inputs, then
+// sizes; all matrices are row-major and dense (leading dimension == number of columns); sizes
+// are int64 and strictly positive (the bindings reject empty arrays before calling in).
+//
+// Determinism contract: every output element of a GEMM is one sequential FMA chain over the
+// reduction index, starting from 0, in increasing index order; bias add, ReLU and masks are
+// applied after the chain. The result therefore does not depend on the thread count, on how
+// rows are split, or on the ISA (fmaf in ref/ is bitwise equal to a vector FMA lane).
+#pragma once
+
+#include <cstdint>
+
+namespace fastdense {
+
+// Integer class labels, either int32 or int64 (numpy's two common label dtypes), read
+// without a conversion copy.
+struct Labels {
+    const void* data;
+    bool is_int64;
+    int64_t at(int64_t i) const {
+        return is_int64 ? static_cast<const int64_t*>(data)[i]
+                        : static_cast<const int32_t*>(data)[i];
+    }
+};
+
+struct KernelTable {
+    const char* name;  // "ref", "avx2", "avx512"
+
+    // Y(M,N) = X(M,K) · W(K,N) [+ b(N)] [then ReLU]. b may be null.
+    void (*matmul_forward)(float* Y, const float* X, const float* W, const float* b,
+                           int64_t M, int64_t K, int64_t N, bool relu);
+
+    // dX(M,K) = dY(M,N) · W(K,N)ᵀ, and where mask is given, dX[i,k] = 0 unless mask[i,k] > 0
+    // (mask is the forward ReLU output or its pre-activation, shape (M,K)); may be null.
+    void (*matmul_backward_input)(float* dX, const float* dY, const float* W, const float* mask,
+                                  int64_t M, int64_t N, int64_t K);
+
+    // dW(K,N) = X(M,K)ᵀ · dY(M,N), and db(N) = Σ_rows dY (summed in row order) when db is
+    // not null. Overwrites dW and db.
+    void (*matmul_backward_weight)(float* dW, float* db, const float* X, const float* dY,
+                                   int64_t M, int64_t K, int64_t N);
+
+    // y = max(x, 0), elementwise over n values; NaN propagates. y may alias x.
+    void (*relu_forward)(float* y, const float* x, int64_t n);
+
+    // dx = dy where y > 0, else 0 (y is the forward output or input). dx may alias dy.
+    void (*relu_backward)(float* dx, const float* dy, const float* y, int64_t n);
+
+    // Softmax cross-entropy of logits(M,C) against integer labels (assumed in [0, C); the
+    // bindings check). losses[i] = log Σ_j exp(z_ij − m_i) + m_i − z_iy (never log(softmax)).
+    // If dlogits is not null: dlogits[i,j] = (softmax(z_i)_j − [j == y_i]) · grad_scale.
+    // Returns the mean of losses, summed in row order in double precision.
+    double (*softmax_xent)(float* losses, float* dlogits, const float* logits, Labels labels,
+                           int64_t M, int64_t C, float grad_scale);
+
+    // One PyTorch-rule SGD step on n parameters, in place:
+    //   g = grad·grad_scale, clamped to ±clip_value (clip_value <= 0 or inf: no clamp)
+    //   g += weight_decay·θ
+    //   if momentum != 0: buf = first_step ? g : momentum·buf + (1−dampening)·g
+    //                     g = nesterov ? g + momentum·buf : buf
+    //   θ -= lr·g
+    // momentum_buf may be null when momentum == 0.
+    void (*sgd_update)(float* param, float* momentum_buf, const float* grad, int64_t n,
+                       float lr, float momentum, float dampening, float weight_decay,
+                       bool nesterov, bool first_step, float grad_scale, float clip_value);
+
+    // Σ x², accumulated in double in a fixed order (for gradient-norm clipping).
+    double (*sum_squares)(const float* x, int64_t n);
+};
+
+// One table per ISA; avx2/avx512 exist only when compiled in (see CMake options).
+extern const KernelTable ref_kernels;
+extern const KernelTable avx2_kernels;
+extern const KernelTable avx512_kernels;
+
+// Threads used by the kernels (OpenMP team size; 1 when built without OpenMP).
+int num_threads();
+void set_num_threads(int n);
+
+}  // namespace fastdense

@@ -1,0 +1,44 @@
+// Thread-count policy shared by every kernel: one OpenMP team, and no team at all for work
+// too small to pay for waking it (a fork/join costs a few microseconds; a 784x100 GEMV-like
+// batch-1 layer takes about as long in total).
+//
+// Everything here is `static inline` on purpose: this header is included by translation units
+// compiled with different -m flags, and a shared (COMDAT) copy could be the AVX-512 one.
+#pragma once
+
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastdense {
+
+// Work below this many multiply-adds (or element updates) runs on the calling thread.
+constexpr int64_t kMinParallelWork = int64_t(1) << 18;
+
+// Threads to use for `work` units that can be split into at most `max_parts` pieces.
+static inline int threads_for(int64_t work, int64_t max_parts) {
+#ifdef _OPENMP
+    if (work < kMinParallelWork || max_parts < 2) return 1;
+    int64_t t = omp_get_max_threads();
+    if (t > max_parts) t = max_parts;
+    return t < 1 ? 1 : static_cast<int>(t);
+#else
+    (void)work;
+    (void)max_parts;
+    return 1;
+#endif
+}
+
+// [begin, end) of part `p` out of `parts` over `n` items, in whole multiples of `align`
+// (the last part takes the remainder). Depends only on n, parts and align.
+static inline void split_range(int64_t n, int parts, int p, int64_t align, int64_t* begin,
+                               int64_t* end) {
+    int64_t blocks = (n + align - 1) / align;
+    int64_t b0 = blocks * p / parts, b1 = blocks * (p + 1) / parts;
+    *begin = b0 * align < n ? b0 * align : n;
+    *end = b1 * align < n ? b1 * align : n;
+}
+
+}  // namespace fastdense

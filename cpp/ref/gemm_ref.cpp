@@ -1,0 +1,74 @@
+// Scalar reference GEMMs: no intrinsics, compiled with no -m flags, so it runs on any x86-64
+// (and any other CPU). It is the fallback and the oracle: each output element is the same
+// sequential fmaf chain over the reduction index that the vector micro-kernels compute lane by
+// lane, so the vector ISAs must match it bitwise. Loops are ordered for unit-stride access;
+// the order of the chain itself never changes.
+#include <cmath>
+#include <cstdint>
+
+#include "fastdense/kernels.h"
+#include "fastdense/parallel.h"
+
+namespace fastdense {
+namespace ref {
+
+void matmul_forward(float* Y, const float* X, const float* W, const float* b, int64_t M,
+                    int64_t K, int64_t N, bool relu) {
+    // X is (M,K), W is (K,N), b is (N) or null, Y is (M,N)
+    const int t = threads_for(M * N * K, M);
+#pragma omp parallel for num_threads(t) schedule(static)
+    for (int64_t i = 0; i < M; ++i) {
+        float* y = Y + i * N;
+        for (int64_t j = 0; j < N; ++j) y[j] = 0.0f;
+        for (int64_t k = 0; k < K; ++k) {
+            const float a = X[i * K + k];
+            const float* w = W + k * N;
+            for (int64_t j = 0; j < N; ++j) y[j] = std::fmaf(a, w[j], y[j]);
+        }
+        if (b)
+            for (int64_t j = 0; j < N; ++j) y[j] = y[j] + b[j];
+        if (relu)
+            for (int64_t j = 0; j < N; ++j) y[j] = y[j] < 0.0f ? 0.0f : y[j];
+    }
+}
+
+void matmul_backward_input(float* dX, const float* dY, const float* W, const float* mask,
+                           int64_t M, int64_t N, int64_t K) {
+    // dY is (M,N), W is (K,N), mask and dX are (M,K)
+    const int t = threads_for(M * N * K, M);
+#pragma omp parallel for num_threads(t) schedule(static)
+    for (int64_t i = 0; i < M; ++i) {
+        const float* dy = dY + i * N;
+        for (int64_t k = 0; k < K; ++k) {
+            const float* w = W + k * N;
+            float acc = 0.0f;
+            for (int64_t n = 0; n < N; ++n) acc = std::fmaf(dy[n], w[n], acc);
+            if (mask) acc = mask[i * K + k] > 0.0f ? acc : 0.0f;
+            dX[i * K + k] = acc;
+        }
+    }
+}
+
+void matmul_backward_weight(float* dW, float* db, const float* X, const float* dY, int64_t M,
+                            int64_t K, int64_t N) {
+    // X is (M,K), dY is (M,N), dW is (K,N), db is (N) or null
+    const int t = threads_for(M * N * K, K);
+#pragma omp parallel for num_threads(t) schedule(static)
+    for (int64_t k = 0; k < K; ++k) {
+        float* dw = dW + k * N;
+        for (int64_t j = 0; j < N; ++j) dw[j] = 0.0f;
+        for (int64_t m = 0; m < M; ++m) {
+            const float a = X[m * K + k];
+            const float* dy = dY + m * N;
+            for (int64_t j = 0; j < N; ++j) dw[j] = std::fmaf(a, dy[j], dw[j]);
+        }
+    }
+    if (db) {
+        for (int64_t j = 0; j < N; ++j) db[j] = 0.0f;
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t j = 0; j < N; ++j) db[j] = db[j] + dY[m * N + j];
+    }
+}
+
+}  // namespace ref
+}  // namespace fastdense
