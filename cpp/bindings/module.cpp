@@ -232,7 +232,7 @@ fastdense::Labels checked_labels(const py::array& logits, const py::array& label
                  " to match `logits` of shape " + shape_str({M, C}));
     fastdense::Labels lab{labels.data(), labels.dtype().is(py::dtype::of<int64_t>())};
     for (int64_t i = 0; i < M; ++i) {
-        const int64_t v = lab.at(i);
+        const int64_t v = fastdense::label_at(lab, i);
         if (v < 0 || v >= C)
             throw py::value_error(std::string(fn) + ": `labels[" + std::to_string(i) + "]` = " +
                                   std::to_string(v) + " is out of range [0, " +

@@ -20,11 +20,14 @@ namespace fastdense {
 struct Labels {
     const void* data;
     bool is_int64;
-    int64_t at(int64_t i) const {
-        return is_int64 ? static_cast<const int64_t*>(data)[i]
-                        : static_cast<const int32_t*>(data)[i];
-    }
 };
+
+// A free `static inline` function rather than a member: member functions are shared (COMDAT)
+// across translation units, and this header is compiled with several -m flag sets.
+static inline int64_t label_at(Labels l, int64_t i) {
+    return l.is_int64 ? static_cast<const int64_t*>(l.data)[i]
+                      : static_cast<const int32_t*>(l.data)[i];
+}
 
 struct KernelTable {
     const char* name;  // "ref", "avx2", "avx512"

@@ -1,0 +1,339 @@
+/* AVX2+FMA versions of fastdense's non-GEMM kernels: ReLU forward/backward, softmax
+ * cross-entropy, the SGD step and the sum of squares.
+ *
+ * The order-dependent sums emulate the 16 canonical lanes of reduce_order (exp_poly.h) with two
+ * ymm registers (lanes 0-7 and 8-15; four for doubles), so they round exactly like the scalar
+ * reference and the AVX-512 code. Tails use vmaskmov loads/stores rather than a scalar
+ * epilogue, which keeps one code path. Compiled with -mavx2 -mfma only.
+ */
+#include <immintrin.h>
+#include <math.h>
+
+#include <cstdint>
+
+#include "fastdense/exp_poly.h"
+#include "fastdense/kernels.h"
+#include "fastdense/parallel.h"
+
+namespace fastdense {
+namespace avx2 {
+namespace {
+
+constexpr int64_t kW = 8;  // floats per ymm; two of them make the 16 canonical lanes
+static_assert(2 * kW == reduce_order::kLanes, "two ymm must hold the canonical lanes");
+// Thread ranges start on 16-float (64-byte) boundaries so no two threads share a cache line.
+constexpr int64_t kAlign = 16;
+
+// Labels::at is an inline member (one COMDAT copy per program); reading the label here keeps
+// every instruction of this kernel inside this ISA's own object code.
+inline int64_t label_at(const Labels& labels, int64_t i) {
+    // labels: (M) int32 or int64; returns entry i widened to int64.
+    return labels.is_int64 ? static_cast<const int64_t*>(labels.data)[i]
+                           : static_cast<const int32_t*>(labels.data)[i];
+}
+
+// Runs body(part, parts) on a team of t threads, or on the caller when t == 1 / no OpenMP.
+template <class Body>
+void run_parts(int t, const Body& body) {
+    // t: team size from threads_for; parts is the team size OpenMP actually granted.
+#ifdef _OPENMP
+    if (t > 1) {
+#pragma omp parallel num_threads(t)
+        body(omp_get_thread_num(), omp_get_num_threads());
+        return;
+    }
+#else
+    (void)t;
+#endif
+    body(0, 1);
+}
+
+inline __m256i lane_mask(int64_t rem) {
+    // rem: valid elements from this ymm on (may be <= 0 or >= 8); lane l set iff l < rem.
+    int32_t r = rem < 0 ? 0 : rem > kW ? static_cast<int32_t>(kW) : static_cast<int32_t>(rem);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// exp_poly::exp_nonpos on 8 lanes: the same operations in the same order (see exp_poly.h).
+inline __m256 exp_nonpos8(__m256 x) {
+    // x: 8 floats, expected <= 0; returns exp(x) per lane, 0 below kMinArg.
+    using namespace exp_poly;
+    // MAXPS returns its second operand for NaN, exactly like the scalar ternary.
+    __m256 xc = _mm256_max_ps(_mm256_set1_ps(kMinArg), x);
+    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(kLog2e), _mm256_set1_ps(kRoundMagic));
+    __m256 n = _mm256_sub_ps(t, _mm256_set1_ps(kRoundMagic));
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-kLn2Hi), xc);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-kLn2Lo), r);
+    __m256 p = _mm256_set1_ps(kC5);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kC4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kC3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kC2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kC1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kC0));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    // n sits in t's low mantissa bits; (n + 127) << 23 is 2^n as a float.
+    __m256i nb = _mm256_sub_epi32(_mm256_castps_si256(t),
+                                  _mm256_set1_epi32(static_cast<int>(kRoundMagicBits)));
+    __m256i sb = _mm256_slli_epi32(_mm256_add_epi32(nb, _mm256_set1_epi32(127)), 23);
+    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(sb));
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(kMinArg), _CMP_LT_OQ);
+    return _mm256_andnot_ps(under, y);
+}
+
+inline float tree_sum16(__m256 lo, __m256 hi) {
+    // lo: float partials 0..7, hi: 8..15; the reduce_order tree, w = 8, 4, 2, 1.
+    __m256 q = _mm256_add_ps(lo, hi);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(q), _mm256_extractf128_ps(q, 1));
+    __m128 s = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+
+inline double tree_sum16d(__m256d a, __m256d b, __m256d c, __m256d d) {
+    // a, b, c, d: double partials 0..3, 4..7, 8..11, 12..15; same tree as tree_sum16.
+    __m256d q0 = _mm256_add_pd(a, c), q1 = _mm256_add_pd(b, d);
+    __m256d r = _mm256_add_pd(q0, q1);
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(r), _mm256_extractf128_pd(r, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+template <bool kStore>
+inline void exp_sum_tail8(__m256* acc, float* d, const float* z, int64_t j, __m256 mv,
+                          int64_t C) {
+    // z, d: one row (C); elements [j, min(j + 8, C)) are added to acc's lanes 0.. in order.
+    __m256i k = lane_mask(C - j);
+    __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_maskload_ps(z + j, k), mv));
+    e = _mm256_and_ps(e, _mm256_castsi256_ps(k));
+    *acc = _mm256_add_ps(*acc, e);
+    if (kStore) _mm256_maskstore_ps(d + j, k, e);
+}
+
+template <bool kStore>
+float exp_sum_row(float* d, const float* z, float m, int64_t C) {
+    // z is one row (C), d the dlogits row (C) that receives exp(z - m) when kStore.
+    const __m256 mv = _mm256_set1_ps(m);
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    int64_t j = 0;
+    // Element j goes to canonical lane j % 16: lanes 0-7 live in lo, 8-15 in hi.
+    for (; j + 2 * kW <= C; j += 2 * kW) {
+        __m256 e0 = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(z + j), mv));
+        __m256 e1 = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(z + j + kW), mv));
+        lo = _mm256_add_ps(lo, e0);
+        hi = _mm256_add_ps(hi, e1);
+        if (kStore) {
+            _mm256_storeu_ps(d + j, e0);
+            _mm256_storeu_ps(d + j + kW, e1);
+        }
+    }
+    // Tail: masked-off lanes add +0 to partials >= +0, i.e. they stay as the reference's.
+    if (j < C) exp_sum_tail8<kStore>(&lo, d, z, j, mv, C);
+    if (j + kW < C) exp_sum_tail8<kStore>(&hi, d, z, j + kW, mv, C);
+    return tree_sum16(lo, hi);
+}
+
+void softmax_row(float* loss, float* d, const float* z, int64_t y, int64_t C,
+                 float grad_scale) {
+    // z is one row (C), d the matching dlogits row (C) or null, loss one float.
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    int64_t j = 0;
+    for (; j + kW <= C; j += kW) mx = _mm256_max_ps(mx, _mm256_loadu_ps(z + j));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    float m = _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
+    // The max is order-free, so the tail may be folded in one by one.
+    for (; j < C; ++j) m = z[j] > m ? z[j] : m;
+    // z - m <= 0, so exp never overflows and the max element contributes exactly 1.
+    const float s = d ? exp_sum_row<true>(d, z, m, C) : exp_sum_row<false>(d, z, m, C);
+    // log(s) - (z_y - m) instead of -log(softmax): no log of an underflowed probability.
+    double l = log(static_cast<double>(s)) - (static_cast<double>(z[y]) - static_cast<double>(m));
+    *loss = static_cast<float>(l);
+    if (!d) return;
+    // One division per row; p_j * grad_scale is then e_j * k with k = grad_scale / s.
+    const float k = grad_scale / s;
+    const float ey = d[y];
+    const __m256 kv = _mm256_set1_ps(k);
+    for (j = 0; j + kW <= C; j += kW)
+        _mm256_storeu_ps(d + j, _mm256_mul_ps(_mm256_loadu_ps(d + j), kv));
+    if (j < C) {
+        __m256i tm = lane_mask(C - j);
+        _mm256_maskstore_ps(d + j, tm, _mm256_mul_ps(_mm256_maskload_ps(d + j, tm), kv));
+    }
+    // The label term with one rounding: e_y*k - grad_scale is where p - 1 would cancel.
+    d[y] = fmaf(ey, k, -grad_scale);
+}
+
+inline __m256d square_pd(__m128 v) {
+    // v: 4 floats; returns their squares in double (exact: 48 significant bits).
+    __m256d a = _mm256_cvtps_pd(v);
+    return _mm256_mul_pd(a, a);
+}
+
+double chunk_sum_squares(const float* x, int64_t len) {
+    // x is one chunk (len), starting at a multiple of 16 in the whole array.
+    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
+                      _mm256_setzero_pd()};
+    int64_t i = 0;
+    // acc[q] holds canonical lanes 4q..4q+3; mul+add rounds like the reference's.
+    for (; i + 2 * kW <= len; i += 2 * kW) {
+        __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + kW);
+        acc[0] = _mm256_add_pd(acc[0], square_pd(_mm256_castps256_ps128(v0)));
+        acc[1] = _mm256_add_pd(acc[1], square_pd(_mm256_extractf128_ps(v0, 1)));
+        acc[2] = _mm256_add_pd(acc[2], square_pd(_mm256_castps256_ps128(v1)));
+        acc[3] = _mm256_add_pd(acc[3], square_pd(_mm256_extractf128_ps(v1, 1)));
+    }
+    if (i < len) {
+        // Zero-filled lanes add +0 to partials that are >= +0: no change, as in the reference.
+        __m256 v0 = _mm256_maskload_ps(x + i, lane_mask(len - i));
+        __m256 v1 = _mm256_maskload_ps(x + i + kW, lane_mask(len - i - kW));
+        acc[0] = _mm256_add_pd(acc[0], square_pd(_mm256_castps256_ps128(v0)));
+        acc[1] = _mm256_add_pd(acc[1], square_pd(_mm256_extractf128_ps(v0, 1)));
+        acc[2] = _mm256_add_pd(acc[2], square_pd(_mm256_castps256_ps128(v1)));
+        acc[3] = _mm256_add_pd(acc[3], square_pd(_mm256_extractf128_ps(v1, 1)));
+    }
+    return tree_sum16d(acc[0], acc[1], acc[2], acc[3]);
+}
+
+struct SgdParams {
+    __m256 lr_neg, momentum, undamped, wd, scale, clip, nclip;
+    bool use_clip, use_wd, use_momentum, nesterov, first_step;
+};
+
+template <bool kMasked>
+inline void sgd_vec(float* param, float* buf, const float* grad, __m256i k,
+                    const SgdParams& s) {
+    // param, buf, grad: 8 lanes (masked by k when kMasked); buf untouched without momentum.
+    __m256 g = kMasked ? _mm256_maskload_ps(grad, k) : _mm256_loadu_ps(grad);
+    __m256 th = kMasked ? _mm256_maskload_ps(param, k) : _mm256_loadu_ps(param);
+    g = _mm256_mul_ps(g, s.scale);
+    // MINPS(c, g) then MAXPS(-c, g): the reference's ternaries, NaN passes through.
+    if (s.use_clip) g = _mm256_max_ps(s.nclip, _mm256_min_ps(s.clip, g));
+    if (s.use_wd) g = _mm256_fmadd_ps(s.wd, th, g);
+    if (s.use_momentum) {
+        __m256 b = g;
+        if (!s.first_step) {
+            __m256 old = kMasked ? _mm256_maskload_ps(buf, k) : _mm256_loadu_ps(buf);
+            b = _mm256_fmadd_ps(s.momentum, old, _mm256_mul_ps(s.undamped, g));
+        }
+        if (kMasked) _mm256_maskstore_ps(buf, k, b);
+        else _mm256_storeu_ps(buf, b);
+        g = s.nesterov ? _mm256_fmadd_ps(s.momentum, b, g) : b;
+    }
+    __m256 out = _mm256_fmadd_ps(s.lr_neg, g, th);
+    if (kMasked) _mm256_maskstore_ps(param, k, out);
+    else _mm256_storeu_ps(param, out);
+}
+
+}  // namespace
+
+void relu_forward(float* y, const float* x, int64_t n) {
+    // x is (n), y is (n) and may alias x.
+    int t = threads_for(n, (n + kAlign - 1) / kAlign);
+    run_parts(t, [&](int p, int parts) {
+        int64_t b, e;
+        split_range(n, parts, p, kAlign, &b, &e);
+        // MAXPS(0, x) returns x when x is NaN or -0.0, matching the reference's x < 0 ? 0 : x.
+        const __m256 zero = _mm256_setzero_ps();
+        int64_t i = b;
+        for (; i + kW <= e; i += kW)
+            _mm256_storeu_ps(y + i, _mm256_max_ps(zero, _mm256_loadu_ps(x + i)));
+        if (i < e) {
+            __m256i k = lane_mask(e - i);
+            _mm256_maskstore_ps(y + i, k, _mm256_max_ps(zero, _mm256_maskload_ps(x + i, k)));
+        }
+    });
+}
+
+void relu_backward(float* dx, const float* dy, const float* y, int64_t n) {
+    // dy, y are (n), dx is (n) and may alias dy.
+    int t = threads_for(n, (n + kAlign - 1) / kAlign);
+    run_parts(t, [&](int p, int parts) {
+        int64_t b, e;
+        split_range(n, parts, p, kAlign, &b, &e);
+        const __m256 zero = _mm256_setzero_ps();
+        int64_t i = b;
+        // Ordered compare: a NaN y blocks the gradient, as y > 0 does in the reference.
+        for (; i + kW <= e; i += kW) {
+            __m256 pos = _mm256_cmp_ps(_mm256_loadu_ps(y + i), zero, _CMP_GT_OQ);
+            _mm256_storeu_ps(dx + i, _mm256_and_ps(pos, _mm256_loadu_ps(dy + i)));
+        }
+        if (i < e) {
+            __m256i k = lane_mask(e - i);
+            __m256 pos = _mm256_cmp_ps(_mm256_maskload_ps(y + i, k), zero, _CMP_GT_OQ);
+            __m256 g = _mm256_and_ps(pos, _mm256_maskload_ps(dy + i, k));
+            _mm256_maskstore_ps(dx + i, k, g);
+        }
+    });
+}
+
+double softmax_xent(float* losses, float* dlogits, const float* logits, Labels labels,
+                    int64_t M, int64_t C, float grad_scale) {
+    // logits is (M,C), labels (M), losses (M), dlogits (M,C) or null.
+    int t = threads_for(M * C, M);
+    run_parts(t, [&](int p, int parts) {
+        int64_t b, e;
+        split_range(M, parts, p, 1, &b, &e);
+        for (int64_t i = b; i < e; ++i)
+            softmax_row(losses + i, dlogits ? dlogits + i * C : nullptr, logits + i * C,
+                        label_at(labels, i), C, grad_scale);
+    });
+    // Row order, in double, after the team joined: the mean cannot depend on the split.
+    double total = 0.0;
+    for (int64_t i = 0; i < M; ++i) total += static_cast<double>(losses[i]);
+    return total / static_cast<double>(M);
+}
+
+void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n, float lr,
+                float momentum, float dampening, float weight_decay, bool nesterov,
+                bool first_step, float grad_scale, float clip_value) {
+    // param, grad are (n); momentum_buf is (n), or null when momentum == 0.
+    SgdParams s;
+    s.lr_neg = _mm256_set1_ps(-lr);
+    s.momentum = _mm256_set1_ps(momentum);
+    s.undamped = _mm256_set1_ps(1.0f - dampening);
+    s.wd = _mm256_set1_ps(weight_decay);
+    s.scale = _mm256_set1_ps(grad_scale);
+    s.clip = _mm256_set1_ps(clip_value);
+    s.nclip = _mm256_set1_ps(-clip_value);
+    s.use_clip = clip_value > 0.0f && clip_value < INFINITY;
+    // Skipped at 0 so that 0 * inf parameters do not turn g into NaN (as in the reference).
+    s.use_wd = weight_decay != 0.0f;
+    s.use_momentum = momentum != 0.0f;
+    s.nesterov = nesterov;
+    s.first_step = first_step;
+    int t = threads_for(n, (n + kAlign - 1) / kAlign);
+    run_parts(t, [&](int p, int parts) {
+        int64_t b, e;
+        split_range(n, parts, p, kAlign, &b, &e);
+        float* buf = s.use_momentum ? momentum_buf : nullptr;
+        const __m256i all = _mm256_set1_epi32(-1);
+        int64_t i = b;
+        // One pass: each lane reads grad/param/buf once and writes param/buf once.
+        for (; i + kW <= e; i += kW)
+            sgd_vec<false>(param + i, buf ? buf + i : nullptr, grad + i, all, s);
+        if (i < e)
+            sgd_vec<true>(param + i, buf ? buf + i : nullptr, grad + i, lane_mask(e - i), s);
+    });
+}
+
+double sum_squares(const float* x, int64_t n) {
+    // x is (n); the result is a double.
+    const int64_t chunk = reduce_order::ssq_chunk(n);
+    const int64_t nchunks = (n + chunk - 1) / chunk;
+    double sums[reduce_order::kSsqMaxChunks];
+    int t = threads_for(n, nchunks);
+    run_parts(t, [&](int p, int parts) {
+        int64_t c0, c1;
+        split_range(nchunks, parts, p, 1, &c0, &c1);
+        for (int64_t c = c0; c < c1; ++c) {
+            int64_t len = n - c * chunk < chunk ? n - c * chunk : chunk;
+            sums[c] = chunk_sum_squares(x + c * chunk, len);
+        }
+    });
+    // Chunk sums left to right: the same additions whichever thread produced each one.
+    double total = 0.0;
+    for (int64_t c = 0; c < nchunks; ++c) total += sums[c];
+    return total;
+}
+
+}  // namespace avx2
+}  // namespace fastdense
