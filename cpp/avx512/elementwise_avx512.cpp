@@ -24,14 +24,6 @@ static_assert(kW == reduce_order::kLanes, "one zmm must hold the canonical lanes
 // Thread ranges start on 16-float (64-byte) boundaries so no two threads share a cache line.
 constexpr int64_t kAlign = 16;
 
-// Labels::at is an inline member (one COMDAT copy per program); reading the label here keeps
-// every instruction of this kernel inside this ISA's own object code.
-inline int64_t label_at(const Labels& labels, int64_t i) {
-    // labels: (M) int32 or int64; returns entry i widened to int64.
-    return labels.is_int64 ? static_cast<const int64_t*>(labels.data)[i]
-                           : static_cast<const int32_t*>(labels.data)[i];
-}
-
 // Runs body(part, parts) on a team of t threads, or on the caller when t == 1 / no OpenMP.
 template <class Body>
 void run_parts(int t, const Body& body) {
