@@ -1,0 +1,345 @@
+"""Layers, Sequential/MLP, the fused training step, fit/evaluate/predict, save/load."""
+
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastdense
+from fastdense import Dense, MLP, ReLU, Sequential, data
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return data.load_dataset("embedded")
+
+
+def _numpy_step(params, x, y, relu_flags):
+    """float64 forward/backward of a Dense stack with mean softmax cross-entropy."""
+    acts, h = [x.astype(np.float64)], x.astype(np.float64)
+    ws = params[0::2]
+    bs = params[1::2]
+    for W, b, relu in zip(ws, bs, relu_flags):
+        h = h @ W.astype(np.float64) + b
+        if relu:
+            h = np.maximum(h, 0)
+        acts.append(h)
+    z = h - h.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    loss = float(np.mean(-np.log(p[np.arange(len(y)), y])))
+    dz = p.copy()
+    dz[np.arange(len(y)), y] -= 1
+    dz /= len(y)
+    grads = []
+    for i in range(len(ws) - 1, -1, -1):
+        grads = [acts[i].T @ dz, dz.sum(0)] + grads
+        if i > 0:
+            dz = (dz @ ws[i].T.astype(np.float64)) * (acts[i] > 0 if relu_flags[i - 1] else 1)
+    return loss, grads
+
+
+def test_gradients_match_float64_reference():
+    rng = np.random.default_rng(0)
+    model = MLP([13, 17, 9, 5], kernel_init="he_normal", bias_init="random_normal", seed=3)
+    model.compile(lr=0.0)
+    x = rng.standard_normal((33, 13)).astype(np.float32)
+    y = rng.integers(0, 5, 33)
+    loss = model.train_step(x, y)
+    ref_loss, ref_grads = _numpy_step(model.parameters(), x, y, [True, True, False])
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    for g, r in zip(model.gradients(), ref_grads):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_standalone_relu_layer_is_fused_like_activation():
+    a = Sequential([Dense(8, activation="relu"), Dense(3)], input_dim=5, seed=1)
+    b = Sequential([Dense(8), ReLU(), Dense(3)], input_dim=5, seed=1)
+    x = np.random.default_rng(1).standard_normal((4, 5)).astype(np.float32)
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))
+    with pytest.raises(ValueError, match="ReLU must follow a Dense"):
+        Sequential([ReLU(), Dense(3)])
+
+
+def test_seed_reproducible_and_layers_get_their_own_streams():
+    init = fastdense.init.get("glorot_uniform")
+    a = Sequential([Dense(20, kernel_init=init), Dense(20, kernel_init=init)], input_dim=20, seed=7)
+    b = Sequential([Dense(20, kernel_init=init), Dense(20, kernel_init=init)], input_dim=20, seed=7)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p, q)
+    # One initializer object on two layers of the same shape never yields identical layers.
+    assert not np.array_equal(a.parameters()[0], a.parameters()[2])
+    c = Sequential([Dense(20, kernel_init=init), Dense(20, kernel_init=init)], input_dim=20, seed=8)
+    assert not np.array_equal(a.parameters()[0], c.parameters()[0])
+
+
+def test_defaults_are_keras_glorot_uniform_and_zero_bias():
+    model = MLP([300, 200, 10], seed=0)
+    W, b = model.parameters()[:2]
+    limit = np.sqrt(6 / (300 + 200))
+    assert W.dtype == np.float32 and W.shape == (300, 200)
+    assert np.abs(W).max() <= limit and np.abs(W).max() > 0.95 * limit
+    assert not b.any()
+
+
+def test_get_set_weights_copy_in_place():
+    model = MLP([4, 3, 2], seed=0)
+    params = model.parameters()
+    new = [np.full(p.shape, 0.5, np.float32) for p in params]
+    model.set_weights(new)
+    assert all((p == 0.5).all() for p in params)  # the same arrays, so SGD still sees them
+    got = model.get_weights()
+    got[0][...] = 1
+    assert (params[0] == 0.5).all()
+    with pytest.raises(ValueError, match=r"weights\[0\] has shape \(3, 4\), expected \(4, 3\)"):
+        model.set_weights([np.zeros((3, 4))] + new[1:])
+    with pytest.raises(ValueError, match="expected 4 arrays, got 1"):
+        model.set_weights(new[:1])
+
+
+def test_training_step_reuses_buffers():
+    model = MLP([10, 8, 3], seed=0).compile(lr=0.1)
+    x = np.random.default_rng(0).random((16, 10), dtype=np.float32)
+    y = np.arange(16) % 3
+    model.train_step(x, y)
+    ws = model._workspace(16)
+    ids = [id(a) for a in ws["acts"] + ws["grads"]]
+    grads = [id(g) for g in model.gradients()]
+    for _ in range(3):
+        model.train_step(x, y)
+    ws = model._workspace(16)
+    assert [id(a) for a in ws["acts"] + ws["grads"]] == ids
+    assert [id(g) for g in model.gradients()] == grads
+
+
+def test_fit_learns_embedded_fashion_mnist(embedded):
+    (x, y), (xt, yt) = embedded
+    model = MLP([784, 100, 10], kernel_init="he_normal", seed=0)
+    model.compile(lr=0.05, momentum=0.9)
+    h = model.fit(x, y, epochs=5, batch_size=100, validation_data=(xt, yt), seed=0, verbose=0)
+    assert set(h.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "time"}
+    assert len(h["loss"]) == 5 and h["loss"][-1] < h["loss"][0]
+    result = model.evaluate(xt, yt)
+    assert result["accuracy"] >= 0.80  # floor for 6000 training images, 5 epochs
+    assert result["accuracy"] == pytest.approx(h["val_accuracy"][-1])
+    proba = model.predict_proba(xt[:50])
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    assert (proba.argmax(1) == model.predict(xt[:50]).argmax(1)).all()
+
+
+def test_fit_is_deterministic_for_a_seed(embedded):
+    (x, y), _ = embedded
+    runs = []
+    for _ in range(2):
+        model = MLP([784, 32, 10], kernel_init="he_normal", seed=5).compile(lr=0.05, momentum=0.9)
+        model.fit(x[:1000], y[:1000], epochs=2, batch_size=64, seed=11, verbose=0)
+        runs.append(model.get_weights())
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fit_stops_on_non_finite_loss():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 20)).astype(np.float32) * 100
+    y = rng.integers(0, 3, 200)
+    model = MLP([20, 64, 3], kernel_init="random_normal", seed=0).compile(lr=1e6)
+    with pytest.raises(FloatingPointError, match=r"epoch \d+, step \d+.*smaller learning rate"):
+        model.fit(x, y, epochs=5, batch_size=20, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "x, y, exc, match",
+    [
+        (np.zeros((5, 7), np.float32), np.zeros(5, np.int64), ValueError, r"\(batch, 6\), got \(5, 7\)"),
+        (np.zeros(6, np.float32), np.zeros(1, np.int64), ValueError, r"\(batch, 6\), got \(6,\)"),
+        (np.zeros((0, 6), np.float32), np.zeros(0, np.int64), ValueError, "empty batch"),
+        (np.zeros((5, 6), np.float32), np.zeros(4, np.int64), ValueError, "5 samples but y has 4"),
+        (np.zeros((5, 6), np.float32), np.full(5, 3), ValueError, r"label 3 is out of range \[0, 3\)"),
+        (np.zeros((5, 6), np.float32), np.full(5, -1), ValueError, r"label -1 is out of range"),
+        (np.full((5, 6), np.nan, np.float32), np.zeros(5, np.int64), ValueError, "NaN"),
+        (np.zeros((5, 6), np.complex64), np.zeros(5, np.int64), TypeError, "real numeric"),
+    ],
+)
+def test_fit_rejects_bad_input(x, y, exc, match):
+    model = MLP([6, 4, 3], seed=0).compile(lr=0.1)
+    with pytest.raises(exc, match=match):
+        model.fit(x, y, verbose=0)
+
+
+def test_fit_argument_validation():
+    model = MLP([6, 4, 3], seed=0).compile(lr=0.1)
+    x, y = np.zeros((5, 6), np.float32), np.zeros(5, np.int64)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        model.fit(x, y, batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match="epochs=-1"):
+        model.fit(x, y, epochs=-1, verbose=0)
+
+
+def test_mse_regression_trains():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (256, 1)).astype(np.float32)
+    t = (3 * x + 0.5).astype(np.float32)
+    model = MLP([1, 16, 1], kernel_init="he_uniform", seed=0)
+    model.compile(loss="mse", lr=0.05, momentum=0.9)
+    h = model.fit(x, t, epochs=60, batch_size=32, seed=0, verbose=0)
+    assert "accuracy" not in h.history
+    assert h["loss"][-1] < 0.01 < h["loss"][0]
+
+
+def test_fit_progress_output(capsys):
+    model = MLP([6, 4, 3], seed=0).compile(lr=0.1)
+    x = np.random.default_rng(0).random((30, 6), dtype=np.float32)
+    model.fit(x, np.arange(30) % 3, epochs=2, batch_size=8, verbose=2)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[1].startswith("epoch 2/2: loss") and "samples/s" in out[1]
+    model.fit(x, np.arange(30) % 3, epochs=1, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+# -- PyTorch equivalence ------------------------------------------------------------------------
+
+
+def _torch_mlp(model):
+    torch = pytest.importorskip("torch")
+    layers = []
+    for s in model._stages:
+        lin = torch.nn.Linear(s.dense.input_dim, s.dense.units)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(s.dense.W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(s.dense.b))
+        layers.append(lin)
+        if s.relu:
+            layers.append(torch.nn.ReLU())
+    return torch, torch.nn.Sequential(*layers)
+
+
+def _train_both(model, x, y, epochs, batch_size, seed, lr, momentum, **sgd):
+    torch, net = _torch_mlp(model)
+    torch.manual_seed(0)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, **sgd)
+    model.compile(lr=lr, momentum=momentum, **sgd)
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, seed=seed, verbose=0)
+    # The same batches: fit shuffles with default_rng(seed).permutation each epoch.
+    rng = np.random.default_rng(seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    for _ in range(epochs):
+        perm = torch.from_numpy(rng.permutation(len(x)))
+        for lo in range(0, len(x), batch_size):
+            idx = perm[lo:lo + batch_size]
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
+            opt.step()
+    return torch, net
+
+
+def test_sgd_training_matches_pytorch(embedded):
+    (x, y), _ = embedded
+    x, y = x[:2000], y[:2000]
+    model = MLP([784, 64, 10], kernel_init="he_normal", seed=2)
+    torch, net = _train_both(model, x, y, epochs=2, batch_size=50, seed=4, lr=0.05,
+                             momentum=0.9, nesterov=True, weight_decay=1e-4)
+    # 80 steps of float32 training: equal up to float32 rounding differences.
+    torch_weights = []
+    for mod in net:
+        if isinstance(mod, torch.nn.Linear):
+            torch_weights += [mod.weight.detach().numpy().T, mod.bias.detach().numpy()]
+    for ours, theirs in zip(model.parameters(), torch_weights):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=2e-5)
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="needs Debian's dataset-fashion-mnist")
+def test_acceptance_full_fashion_mnist_5_epochs_matches_pytorch():
+    """Issue acceptance: 784-100-10 ReLU, He init, 5 epochs: >= 0.85 test accuracy, and
+    PyTorch trained from the same init on the same batches within 0.01."""
+    (x, y), (xt, yt) = data.load_fashion_mnist()
+    model = MLP([784, 100, 10], kernel_init="he_normal", seed=0)
+    torch, net = _train_both(model, x, y, epochs=5, batch_size=100, seed=0, lr=0.05, momentum=0.9)
+    ours = model.evaluate(xt, yt)["accuracy"]
+    with torch.no_grad():
+        theirs = float((net(torch.from_numpy(xt)).argmax(1).numpy() == yt).mean())
+    assert ours >= 0.85
+    assert abs(ours - theirs) <= 0.01
+
+
+# -- save / load --------------------------------------------------------------------------------
+
+
+def _trained(tmp_path, steps=5):
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 12), dtype=np.float32)
+    y = np.arange(40) % 4
+    model = Sequential([Dense(9, activation="relu", kernel_init="he_normal"), Dense(4)],
+                       input_dim=12, seed=1)
+    model.compile(lr=0.1, momentum=0.9, nesterov=True)
+    for _ in range(steps):
+        model.train_step(x, y)
+    return model, x, y
+
+
+def test_save_load_round_trip_continues_training_identically(tmp_path):
+    model, x, y = _trained(tmp_path)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    restored = fastdense.load(path)
+    np.testing.assert_array_equal(restored.predict(x), model.predict(x))
+    assert restored.get_config() == model.get_config()
+    assert restored.layers[0].kernel_init.get_config() == {"name": "HeNormal"} or \
+        restored.layers[0].kernel_init == model.layers[0].kernel_init
+    for _ in range(3):
+        model.train_step(x, y)
+        restored.train_step(x, y)
+    for a, b in zip(model.parameters(), restored.parameters()):
+        np.testing.assert_array_equal(a, b)  # momentum buffers and step count came back
+
+
+def test_save_is_atomic_and_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    model, x, _ = _trained(tmp_path)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    model.train_step(x, np.arange(40) % 4)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]  # no temp file left behind
+
+
+def test_load_rejects_truncated_and_tampered_files(tmp_path):
+    model, _, _ = _trained(tmp_path)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    raw = path.read_bytes()
+
+    trunc = tmp_path / "trunc.npz"
+    trunc.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(fastdense.ModelFileError, match="trunc.npz"):
+        fastdense.load(trunc)
+
+    # Rewrite one weight array with a valid zip CRC: only the checksum in the header sees it.
+    tampered = tmp_path / "tampered.npz"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tampered, "w") as zout:
+        for item in zin.infolist():
+            blob = zin.read(item.filename)
+            if item.filename == "param_0.npy":
+                blob = blob[:-4] + b"\x00\x00\x80\x3f"
+            zout.writestr(item, blob)
+    with pytest.raises(fastdense.ModelFileError, match="checksum"):
+        fastdense.load(tampered)
+
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a model at all")
+    with pytest.raises(fastdense.ModelFileError):
+        fastdense.load(garbage)
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(3))
+    with pytest.raises(fastdense.ModelFileError, match="header"):
+        fastdense.load(other)
+    with pytest.raises(FileNotFoundError):
+        fastdense.load(tmp_path / "missing.npz")
