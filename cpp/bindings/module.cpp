@@ -128,14 +128,16 @@ py::array_t<float> matmul_forward(py::handle x_, py::handle w_, py::handle b_, b
     const int64_t M = x.shape(0), K = x.shape(1);
     expect_shape(w, fn, "w", {K, kAny}, "(K, N)", " to match `x` of shape " + shape_str({M, K}));
     const int64_t N = w.shape(1);
+    // (A default-constructed py::array is an empty array, not a null handle: track presence.)
+    const bool has_b = !b_.is_none();
     py::array b;
-    if (!b_.is_none()) {
+    if (has_b) {
         b = checked_array(b_, fn, "b");
         expect_shape(b, fn, "b", {N}, "(N,)");
     }
-    auto y = output(out_, fn, "out", {M, N}, {{"x", &x}, {"w", &w}, {"b", b ? &b : nullptr}});
+    auto y = output(out_, fn, "out", {M, N}, {{"x", &x}, {"w", &w}, {"b", has_b ? &b : nullptr}});
     float* Y = wptr(y);
-    const float *X = fptr(x), *W = fptr(w), *B = b ? fptr(b) : nullptr;
+    const float *X = fptr(x), *W = fptr(w), *B = has_b ? fptr(b) : nullptr;
     {
         py::gil_scoped_release nogil;
         kernels().matmul_forward(Y, X, W, B, M, K, N, relu);
@@ -151,15 +153,16 @@ py::array_t<float> matmul_backward_input(py::handle dy_, py::handle w_, py::hand
     const int64_t M = dy.shape(0), N = dy.shape(1);
     expect_shape(w, fn, "w", {kAny, N}, "(K, N)", " to match `dy` of shape " + shape_str({M, N}));
     const int64_t K = w.shape(0);
+    const bool has_mask = !mask_.is_none();
     py::array mask;
-    if (!mask_.is_none()) {
+    if (has_mask) {
         mask = checked_array(mask_, fn, "mask");
         expect_shape(mask, fn, "mask", {M, K}, "(M, K)");
     }
     auto dx = output(out_, fn, "out", {M, K},
-                     {{"dy", &dy}, {"w", &w}, {"mask", mask ? &mask : nullptr}});
+                     {{"dy", &dy}, {"w", &w}, {"mask", has_mask ? &mask : nullptr}});
     float* DX = wptr(dx);
-    const float *DY = fptr(dy), *W = fptr(w), *MASK = mask ? fptr(mask) : nullptr;
+    const float *DY = fptr(dy), *W = fptr(w), *MASK = has_mask ? fptr(mask) : nullptr;
     {
         py::gil_scoped_release nogil;
         kernels().matmul_backward_input(DX, DY, W, MASK, M, N, K);
@@ -335,6 +338,23 @@ void sgd_update(py::handle params_, py::handle grads_, py::handle bufs_, float l
         if (!bufs.empty())
             expect_shape(bufs[i], fn, ("momentum_bufs" + idx).c_str(), shape_of(params[i]), dims,
                          " to match `params" + idx + "`");
+    }
+    // Updated arrays (params, buffers) must not share memory with any other array of the call:
+    // an aliased gradient or buffer would be read after it was overwritten.
+    std::vector<std::pair<std::string, const py::array*>> all;
+    for (size_t i = 0; i < params.size(); ++i) {
+        const std::string idx = "[" + std::to_string(i) + "]";
+        all.push_back({"params" + idx, &params[i]});
+        all.push_back({"grads" + idx, &grads[i]});
+        if (!bufs.empty()) all.push_back({"momentum_bufs" + idx, &bufs[i]});
+    }
+    for (size_t a = 0; a < all.size(); ++a) {
+        if (all[a].first.rfind("grads", 0) == 0) continue;  // read-only inputs may share
+        for (size_t b = 0; b < all.size(); ++b)
+            if (a != b && overlaps(*all[a].second, *all[b].second))
+                throw py::value_error(std::string(fn) + ": `" + all[a].first +
+                                      "` shares memory with `" + all[b].first +
+                                      "`; every updated array must be separate");
     }
     struct Job {
         float* p;

@@ -82,7 +82,7 @@ def _check_finite(x, who, name):
         where = "[" + ", ".join(str(int(i)) for i in idx) + "]"
         raise ValueError(
             f"{who}: argument `{name}` contains non-finite values; the first is "
-            f"{name}{where} = {x[idx]!r}"
+            f"{name}{where} = {float(x[idx])!r}"
         )
 
 
