@@ -19,33 +19,54 @@ struct Ukernel {
     // in L2; packed B (NC x KC, 4 MiB) in L3.
     static constexpr int64_t KC = 256, MC = 96, NC = 4096;
 
-    static void run(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc,
-                    bool accumulate) {
-        // Ap is (kc, 6) packed, Bp is (kc, 16) packed, C is (6, 16) with row stride ldc
-        __m256 c[MR][2];
+    template <int R>
+    static void run(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
+                    int64_t ldc, bool accumulate, int nr) {
+        // Ap is (kc, MR) packed (R rows used), B is (kc, 16) with row stride ldb,
+        // C is (R, nr) with row stride ldc
+        if (nr < NR) {
+            // AVX2 has no cheap masked store: run the full width on a scratch tile and copy
+            // the valid columns (edge panels only).
+            alignas(32) float tile[R * NR];
+            if (accumulate)
+                for (int i = 0; i < R; ++i)
+                    for (int j = 0; j < nr; ++j) tile[i * NR + j] = C[i * ldc + j];
+            full<R>(kc, Ap, B, ldb, tile, NR, accumulate);
+            for (int i = 0; i < R; ++i)
+                for (int j = 0; j < nr; ++j) C[i * ldc + j] = tile[i * NR + j];
+            return;
+        }
+        full<R>(kc, Ap, B, ldb, C, ldc, accumulate);
+    }
+
+    template <int R>
+    static void full(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
+                     int64_t ldc, bool accumulate) {
+        // as run(), all 16 columns
+        __m256 c[R][2];
         if (accumulate) {
 #pragma GCC unroll 6
-            for (int i = 0; i < MR; ++i) {
+            for (int i = 0; i < R; ++i) {
                 c[i][0] = _mm256_loadu_ps(C + i * ldc);
                 c[i][1] = _mm256_loadu_ps(C + i * ldc + 8);
             }
         } else {
 #pragma GCC unroll 6
-            for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
+            for (int i = 0; i < R; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
         }
         for (int64_t k = 0; k < kc; ++k) {
-            const __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
+            const __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8);
 #pragma GCC unroll 6
-            for (int i = 0; i < MR; ++i) {
+            for (int i = 0; i < R; ++i) {
                 const __m256 a = _mm256_broadcast_ss(Ap + i);
                 c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
                 c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
             }
             Ap += MR;
-            Bp += NR;
+            B += ldb;
         }
 #pragma GCC unroll 6
-        for (int i = 0; i < MR; ++i) {
+        for (int i = 0; i < R; ++i) {
             _mm256_storeu_ps(C + i * ldc, c[i][0]);
             _mm256_storeu_ps(C + i * ldc + 8, c[i][1]);
         }

@@ -24,35 +24,42 @@ struct Ukernel {
     // (192 KiB) streams from L2; NC x KC of packed B (4 MiB) sits in L3.
     static constexpr int64_t KC = 256, MC = 192, NC = 4096;
 
-    static void run(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc,
-                    bool accumulate) {
-        // Ap is (kc, 12) packed, Bp is (kc, 32) packed, C is (12, 32) with row stride ldc
-        __m512 c[MR][2];
+    template <int R>
+    static void run(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
+                    int64_t ldc, bool accumulate, int nr) {
+        // Ap is (kc, MR) packed (R rows used), B is (kc, 32) with row stride ldb,
+        // C is (R, nr) with row stride ldc
+        // Masked loads and stores handle a narrow right edge in place: no scratch tile, and
+        // masked-off lanes of C are never touched.
+        const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+        const __mmask16 m1 =
+            nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
+        __m512 c[R][2];
         if (accumulate) {
 #pragma GCC unroll 12
-            for (int i = 0; i < MR; ++i) {
-                c[i][0] = _mm512_loadu_ps(C + i * ldc);
-                c[i][1] = _mm512_loadu_ps(C + i * ldc + 16);
+            for (int i = 0; i < R; ++i) {
+                c[i][0] = _mm512_maskz_loadu_ps(m0, C + i * ldc);
+                c[i][1] = _mm512_maskz_loadu_ps(m1, C + i * ldc + 16);
             }
         } else {
 #pragma GCC unroll 12
-            for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+            for (int i = 0; i < R; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
         }
         for (int64_t k = 0; k < kc; ++k) {
-            const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+            const __m512 b0 = _mm512_loadu_ps(B), b1 = _mm512_loadu_ps(B + 16);
 #pragma GCC unroll 12
-            for (int i = 0; i < MR; ++i) {
+            for (int i = 0; i < R; ++i) {
                 const __m512 a = _mm512_set1_ps(Ap[i]);
                 c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
                 c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
             }
             Ap += MR;
-            Bp += NR;
+            B += ldb;
         }
 #pragma GCC unroll 12
-        for (int i = 0; i < MR; ++i) {
-            _mm512_storeu_ps(C + i * ldc, c[i][0]);
-            _mm512_storeu_ps(C + i * ldc + 16, c[i][1]);
+        for (int i = 0; i < R; ++i) {
+            _mm512_mask_storeu_ps(C + i * ldc, m0, c[i][0]);
+            _mm512_mask_storeu_ps(C + i * ldc + 16, m1, c[i][1]);
         }
     }
 };

@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
@@ -387,6 +388,34 @@ std::vector<double> sum_squares(py::handle arrays_) {
     return out;
 }
 
+// Measured FP32 peak in GFLOP/s: every thread of a team runs the active ISA's FMA probe for
+// about `seconds`; total FLOPs over wall time.
+double peak_gflops(int threads, double seconds) {
+    if (threads < 1) throw py::value_error("peak_gflops: `threads` must be >= 1");
+    if (!(seconds > 0.0) || seconds > 60.0)
+        throw py::value_error("peak_gflops: `seconds` must be in (0, 60]");
+    const auto& k = kernels();
+    py::gil_scoped_release nogil;
+    using clock = std::chrono::steady_clock;
+    int64_t iters = 1 << 16;
+    for (;;) {  // calibrate on one thread until a run lasts a twentieth of the budget
+        auto t0 = clock::now();
+        k.fma_probe(iters);
+        double dt = std::chrono::duration<double>(clock::now() - t0).count();
+        if (dt > seconds / 20) {
+            iters = static_cast<int64_t>(iters * seconds / dt);
+            break;
+        }
+        iters *= 4;
+    }
+    double flops = 0.0;
+    auto t0 = clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+    flops += k.fma_probe(iters);
+    double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    return flops / dt / 1e9;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -434,6 +463,9 @@ PYBIND11_MODULE(_core, m) {
           "PyTorch-rule SGD step on lists of arrays, in place, in one call.");
     m.def("sum_squares", &sum_squares, py::arg("arrays"),
           "[sum(a**2) for a in arrays], accumulated in double.");
+
+    m.def("peak_gflops", &peak_gflops, py::arg("threads") = 1, py::arg("seconds") = 0.2,
+          "Measured FP32 FMA peak of the active ISA on `threads` threads, in GFLOP/s.");
 
     m.def("compiled_isas", &fastdense::compiled_isas, "ISAs compiled into this build.");
     m.def("supported_isas", &fastdense::supported_isas,

@@ -6,14 +6,13 @@
 // Ukernel must provide:
 //   static constexpr int MR, NR;            register tile, C rows x C columns
 //   static constexpr int64_t KC, MC, NC;     cache blocking (see the ISA file for why)
-//   static void run(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc,
-//                   bool accumulate);
-//     C(MR,NR) = (accumulate ? C : 0) + Ap(MR,kc) · Bp(kc,NR), one FMA per k in order.
-//     Ap is packed k-major (MR values per k), Bp k-major (NR values per k).
+//   template <int R> static void run(int64_t kc, const float* Ap, const float* B, int64_t ldb,
+//                                    float* C, int64_t ldc, bool accumulate, int nr);
+//     C(R,nr) = (accumulate ? C : 0) + Ap(R,kc) · B(kc,nr), one FMA per k in order, for
+//     R <= MR rows (so a short edge tile costs only its own rows) and nr <= NR columns.
+//     Ap is packed k-major with stride MR; B rows are ldb floats apart and NR floats of each row
+//     are readable (a packed panel, or a full-width panel of the caller's row-major matrix).
 //
-// Determinism: the K loop is blocked by KC only (boundaries depend on K alone) and each block
-// continues the chain from the stored C, so every output element is the same sequential FMA
-// chain whatever the thread split, the tile position or the ISA.
 #ifndef FASTDENSE_ISA_NS
 #error "define FASTDENSE_ISA_NS before including gemm_driver.h"
 #endif
@@ -63,7 +62,7 @@ struct Workspace {
 
 template <class U>
 void pack_a(float* dst, View A, int64_t i0, int64_t mc, int64_t k0, int64_t kc) {
-    // A block (mc,kc) -> ceil(mc/MR) panels of (kc, MR), zero-padded to a full MR.
+    // A block (mc,kc) -> ceil(mc/MR) panels of (kc, MR); rows past mc are never read.
     constexpr int MR = U::MR;
     for (int64_t ir = 0; ir < mc; ir += MR) {
         const int64_t mr = mc - ir < MR ? mc - ir : MR;
@@ -79,9 +78,6 @@ void pack_a(float* dst, View A, int64_t i0, int64_t mc, int64_t k0, int64_t kc) 
                 for (int64_t i = 0; i < mr; ++i) d[k * MR + i] = s[i * A.rs];
             }
         }
-        if (mr < MR)
-            for (int64_t k = 0; k < kc; ++k)
-                for (int64_t i = mr; i < MR; ++i) d[k * MR + i] = 0.0f;
     }
 }
 
@@ -129,41 +125,62 @@ void epilogue(float* C, int64_t ldc, int64_t mr, int64_t nr, const float* bias,
     }
 }
 
+// Calls U::run<mr> for a runtime row count 1 <= mr <= MR (one instantiation per row count).
+template <class U, int R = U::MR>
+inline void run_rows(int mr, int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
+                     int64_t ldc, bool acc, int nr) {
+    if constexpr (R == 1) {
+        U::template run<1>(kc, Ap, B, ldb, C, ldc, acc, nr);
+    } else {
+        if (mr == R) U::template run<R>(kc, Ap, B, ldb, C, ldc, acc, nr);
+        else run_rows<U, R - 1>(mr, kc, Ap, B, ldb, C, ldc, acc, nr);
+    }
+}
+
+// Up to this many output rows, a row-major B is read in place instead of packed: packing
+// costs a full copy of the K x N block per call, which only pays off when many row panels
+// reuse it. (A batch-1 layer would otherwise copy its whole weight matrix every step.)
+constexpr int64_t kDirectBRows = 128;
+
 // C[m0:m1, n0:n1] on the calling thread.
 template <class U, Epilogue E>
 void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, int64_t m1,
                 int64_t n0, int64_t n1, const float* bias, const float* mask) {
     constexpr int MR = U::MR, NR = U::NR;
     static thread_local Workspace ws_a, ws_b;
+    const bool direct_b = B.cs == 1 && m1 - m0 <= kDirectBRows;
+    // Packed B block, or (direct B) room for the one partial-width panel at the right edge.
     float* Bp = ws_b.get(static_cast<size_t>(U::KC) * ((U::NC + NR - 1) / NR * NR));
     float* Ap = ws_a.get(static_cast<size_t>(U::KC) * ((U::MC + MR - 1) / MR * MR));
-    alignas(64) float tile[MR * NR];
 
     for (int64_t jc = n0; jc < n1; jc += U::NC) {
         const int64_t nc = n1 - jc < U::NC ? n1 - jc : U::NC;
+        const int64_t tail = nc % NR;  // width of the right-edge panel, 0 if none
         for (int64_t pc = 0; pc < K; pc += U::KC) {
             const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
             const bool first = pc == 0, last = pc + kc == K;
-            pack_b<U>(Bp, B, pc, kc, jc, nc);
+            if (!direct_b) pack_b<U>(Bp, B, pc, kc, jc, nc);
+            else if (tail) pack_b<U>(Bp, B, pc, kc, jc + nc - tail, tail);
             for (int64_t ic = m0; ic < m1; ic += U::MC) {
                 const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
                 pack_a<U>(Ap, A, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const int64_t nr = nc - jr < NR ? nc - jr : NR;
+                    const int nr = static_cast<int>(nc - jr < NR ? nc - jr : NR);
+                    const float* Bj = Bp + jr * kc;
+                    int64_t ldb = NR;
+                    if (direct_b) {
+                        if (nr == NR) {
+                            Bj = B.at(pc, jc + jr);
+                            ldb = B.rs;
+                        } else {
+                            Bj = Bp;
+                        }
+                    }
                     for (int64_t ir = 0; ir < mc; ir += MR) {
-                        const int64_t mr = mc - ir < MR ? mc - ir : MR;
+                        const int mr = static_cast<int>(mc - ir < MR ? mc - ir : MR);
                         const int64_t ci = ic + ir, cj = jc + jr;
                         float* c = C + ci * ldc + cj;
-                        if (mr == MR && nr == NR) {
-                            U::run(kc, Ap + ir * kc, Bp + jr * kc, c, ldc, !first);
-                        } else {  // edge tile: compute in a scratch tile, copy the valid part
-                            if (!first)
-                                for (int64_t i = 0; i < mr; ++i)
-                                    std::memcpy(tile + i * NR, c + i * ldc, nr * sizeof(float));
-                            U::run(kc, Ap + ir * kc, Bp + jr * kc, tile, NR, !first);
-                            for (int64_t i = 0; i < mr; ++i)
-                                std::memcpy(c + i * ldc, tile + i * NR, nr * sizeof(float));
-                        }
+                        run_rows<U>(mr, kc, Ap + ir * kc, Bj, ldb, c, ldc, !first, nr);
                         if (last)
                             epilogue<E>(c, ldc, mr, nr, bias ? bias + cj : nullptr,
                                         mask ? mask + ci * ldc + cj : nullptr, ldc);

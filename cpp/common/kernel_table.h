@@ -26,6 +26,7 @@ double softmax_xent(float*, float*, const float*, Labels, int64_t, int64_t, floa
 void sgd_update(float*, float*, const float*, int64_t, float, float, float, float, bool, bool,
                 float, float);
 double sum_squares(const float*, int64_t);
+double fma_probe(int64_t);
 }  // namespace FASTDENSE_ISA_NS
 
 const KernelTable FASTDENSE_CAT(FASTDENSE_ISA_NS, _kernels) = {
@@ -38,5 +39,6 @@ const KernelTable FASTDENSE_CAT(FASTDENSE_ISA_NS, _kernels) = {
     FASTDENSE_ISA_NS::softmax_xent,
     FASTDENSE_ISA_NS::sgd_update,
     FASTDENSE_ISA_NS::sum_squares,
+    FASTDENSE_ISA_NS::fma_probe,
 };
 }  // namespace fastdense

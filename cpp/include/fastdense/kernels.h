@@ -72,6 +72,10 @@ struct KernelTable {
 
     // Σ x², accumulated in double in a fixed order (for gradient-norm clipping).
     double (*sum_squares)(const float* x, int64_t n);
+
+    // Benchmark probe: `iters` rounds of independent FMA chains on this thread, as fast as the
+    // ISA allows. Returns the floating-point operations done (the peak the suite compares to).
+    double (*fma_probe)(int64_t iters);
 };
 
 // One table per ISA; avx2/avx512 exist only when compiled in (see CMake options).
