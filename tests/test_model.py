@@ -343,3 +343,70 @@ def test_load_rejects_truncated_and_tampered_files(tmp_path):
         fastdense.load(other)
     with pytest.raises(FileNotFoundError):
         fastdense.load(tmp_path / "missing.npz")
+
+
+# -- the fused C++ training step -------------------------------------------------------------
+
+
+class _PlainXent(fastdense.losses.SoftmaxCrossEntropy):
+    """Same loss, different type: routes training through the Python composition."""
+
+
+@pytest.mark.parametrize(
+    "sgd",
+    [
+        {"lr": 0.1},
+        {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+        {"lr": 0.05, "momentum": 0.5, "dampening": 0.2, "clipvalue": 0.01},
+        {"lr": 0.05, "momentum": 0.9, "clipnorm": 0.05},
+    ],
+)
+def test_fused_step_matches_python_composition_bitwise(sgd):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 20)).astype(np.float32)
+    y = rng.integers(0, 5, 64)
+    fused = MLP([20, 16, 12, 5], kernel_init="he_normal", seed=4).compile(**sgd)
+    plain = MLP([20, 16, 12, 5], kernel_init="he_normal", seed=4).compile(loss=_PlainXent(), **sgd)
+    for i in range(6):
+        xb, yb = x[(i % 2) * 32:(i % 2 + 1) * 32], y[(i % 2) * 32:(i % 2 + 1) * 32]
+        assert fused.train_step(xb, yb) == plain.train_step(xb, yb)
+    assert fused._trainer is not None and plain._trainer is None
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(a, b)
+    assert fused.optimizer.iterations == plain.optimizer.iterations == 6
+
+
+def test_fused_step_rebinds_after_optimizer_state_changes():
+    rng = np.random.default_rng(1)
+    x, y = rng.random((16, 8), dtype=np.float32), np.arange(16) % 3
+    model = MLP([8, 6, 3], seed=0).compile(lr=0.1, momentum=0.9)
+    model.train_step(x, y)
+    first = model._trainer[1]
+    state = model.optimizer.state_dict()
+    state["config"]["momentum"] = 0.5
+    model.optimizer.load_state_dict(state)
+    model.train_step(x, y)
+    assert model._trainer[1] is not first
+
+
+def test_fused_step_validates_the_batch():
+    model = MLP([8, 6, 3], seed=0).compile(lr=0.1)
+    x = np.zeros((4, 8), np.float32)
+    with pytest.raises(ValueError, match=r"label 3 .*out of range \[0, 3\)"):
+        model.train_step(x, np.array([0, 1, 3, 2]))
+    with pytest.raises(ValueError, match=r"\(batch, 8\), got \(4, 7\)"):
+        model.train_step(np.zeros((4, 7), np.float32), np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match=r"`y` of shape \(4,\).*got \(3,\)"):
+        model.train_step(x, np.zeros(3, np.int64))
+    # float64 input and uint8 labels are converted, as fit does
+    model.train_step(x.astype(np.float64), np.zeros(4, np.uint8))
+
+
+def test_fused_step_skips_the_update_on_a_non_finite_loss():
+    model = MLP([4, 3, 2], seed=0).compile(lr=0.1)
+    before = model.get_weights()
+    loss = model.train_step(np.full((2, 4), np.inf, np.float32), np.zeros(2, np.int64))
+    assert not np.isfinite(loss)
+    for a, b in zip(before, model.parameters()):
+        np.testing.assert_array_equal(a, b)
+    assert model.optimizer.iterations == 0

@@ -19,6 +19,9 @@ struct Ukernel {
     // in L2; packed B (NC x KC, 4 MiB) in L3.
     static constexpr int64_t KC = 256, MC = 96, NC = 4096;
 
+    // B loads are full-width: the driver packs a partial-width right-edge panel.
+    static constexpr bool kMaskedB = false;
+
     template <int R>
     static void run(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
                     int64_t ldc, bool accumulate, int nr) {

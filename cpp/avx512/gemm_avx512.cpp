@@ -24,43 +24,57 @@ struct Ukernel {
     // (192 KiB) streams from L2; NC x KC of packed B (4 MiB) sits in L3.
     static constexpr int64_t KC = 256, MC = 192, NC = 4096;
 
+    // Loads of B are masked too, so a partial-width panel of the caller's matrix can be read
+    // in place (masked-off lanes never fault): the driver need not pack it.
+    static constexpr bool kMaskedB = true;
+
     template <int R>
     static void run(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
                     int64_t ldc, bool accumulate, int nr) {
-        // Ap is (kc, MR) packed (R rows used), B is (kc, 32) with row stride ldb,
+        // Ap is (kc, MR) packed (R rows used), B is (kc, nr <= 32) with row stride ldb,
         // C is (R, nr) with row stride ldc
-        // Masked loads and stores handle a narrow right edge in place: no scratch tile, and
-        // masked-off lanes of C are never touched.
-        const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
-        const __mmask16 m1 =
-            nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
-        __m512 c[R][2];
+        // A right edge of at most 16 columns (N = 100 leaves 4, N = 10 leaves 10) runs with
+        // one vector per row instead of two: half the FMAs, nothing computed to be dropped.
+        if (nr <= 16) tile<R, 1>(kc, Ap, B, ldb, C, ldc, accumulate, nr);
+        else tile<R, 2>(kc, Ap, B, ldb, C, ldc, accumulate, nr);
+    }
+
+    template <int R, int NV>
+    static void tile(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
+                     int64_t ldc, bool accumulate, int nr) {
+        // as run(), with NV vectors of 16 columns per row
+        // Masked loads and stores handle a narrow right edge in place: masked-off lanes of B
+        // are not read and those of C are never touched.
+        __mmask16 m[NV];
+        for (int v = 0; v < NV; ++v) {
+            const int w = nr - 16 * v;
+            m[v] = w >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << w) - 1);
+        }
+        __m512 c[R][NV];
         if (accumulate) {
 #pragma GCC unroll 12
-            for (int i = 0; i < R; ++i) {
-                c[i][0] = _mm512_maskz_loadu_ps(m0, C + i * ldc);
-                c[i][1] = _mm512_maskz_loadu_ps(m1, C + i * ldc + 16);
-            }
+            for (int i = 0; i < R; ++i)
+                for (int v = 0; v < NV; ++v)
+                    c[i][v] = _mm512_maskz_loadu_ps(m[v], C + i * ldc + 16 * v);
         } else {
 #pragma GCC unroll 12
-            for (int i = 0; i < R; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+            for (int i = 0; i < R; ++i)
+                for (int v = 0; v < NV; ++v) c[i][v] = _mm512_setzero_ps();
         }
         for (int64_t k = 0; k < kc; ++k) {
-            const __m512 b0 = _mm512_loadu_ps(B), b1 = _mm512_loadu_ps(B + 16);
+            __m512 b[NV];
+            for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(m[v], B + 16 * v);
 #pragma GCC unroll 12
             for (int i = 0; i < R; ++i) {
                 const __m512 a = _mm512_set1_ps(Ap[i]);
-                c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
-                c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+                for (int v = 0; v < NV; ++v) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]);
             }
             Ap += MR;
             B += ldb;
         }
 #pragma GCC unroll 12
-        for (int i = 0; i < R; ++i) {
-            _mm512_mask_storeu_ps(C + i * ldc, m0, c[i][0]);
-            _mm512_mask_storeu_ps(C + i * ldc + 16, m1, c[i][1]);
-        }
+        for (int i = 0; i < R; ++i)
+            for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(C + i * ldc + 16 * v, m[v], c[i][v]);
     }
 };
 

@@ -14,15 +14,18 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "fastdense/dispatch.h"
 #include "fastdense/kernels.h"
+#include "fastdense/train_step.h"
 
 namespace py = pybind11;
 using fastdense::kernels;
+using fastdense::SgdParams;
 
 namespace {
 
@@ -80,10 +83,22 @@ void expect_shape(const py::array& a, const char* fn, const char* name, const Sh
     bool ok = got.size() == want.size();
     for (size_t i = 0; ok && i < want.size(); ++i) ok = want[i] == kAny || want[i] == got[i];
     if (ok) return;
+    // Spell the expected shape with the known sizes filled into `dims`' names.
+    std::vector<std::string> names;
+    std::string inner = dims.size() > 2 ? dims.substr(1, dims.size() - 2) : "";
+    for (size_t pos = 0; pos <= inner.size();) {
+        size_t comma = inner.find(',', pos);
+        if (comma == std::string::npos) comma = inner.size();
+        std::string tok = inner.substr(pos, comma - pos);
+        while (!tok.empty() && tok.front() == ' ') tok.erase(0, 1);
+        if (!tok.empty()) names.push_back(tok);
+        pos = comma + 1;
+    }
     std::string w = "(";
     for (size_t i = 0; i < want.size(); ++i)
-        w += (i ? ", " : "") + (want[i] == kAny ? std::string(1, dims[1 + 3 * i])
-                                                : std::to_string(want[i]));
+        w += (i ? ", " : "") + (want[i] != kAny       ? std::to_string(want[i])
+                                : i < names.size() ? names[i]
+                                                   : std::string("?"));
     w += want.size() == 1 ? ",)" : ")";
     throw py::value_error(std::string(fn) + ": expected `" + name + "` of shape " +
                           (want.size() == got.size() ? w : dims) + why + ", got " +
@@ -416,6 +431,119 @@ double peak_gflops(int threads, double seconds) {
     return flops / dt / 1e9;
 }
 
+// A Dense/ReLU stack bound once to its parameter, gradient and momentum arrays, then trained
+// one batch per call (model.py's fast path): everything is validated at construction, and
+// step() checks only the batch before one GIL-free call into mlp_train_step.
+class MLPTrainer {
+public:
+    MLPTrainer(py::handle weights_, py::handle biases_, py::handle weight_grads_,
+               py::handle bias_grads_, std::vector<bool> relu, py::handle momentum_bufs_,
+               float momentum, float dampening, float weight_decay, bool nesterov,
+               int clip_mode, double clip_threshold) {
+        const char* fn = "MLPTrainer";
+        auto W = checked_list(weights_, fn, "weights", true);
+        auto dW = checked_list(weight_grads_, fn, "weight_grads", true);
+        auto bseq = py::reinterpret_borrow<py::sequence>(biases_);
+        auto dbseq = py::reinterpret_borrow<py::sequence>(bias_grads_);
+        const size_t L = W.size();
+        if (L == 0 || dW.size() != L || relu.size() != L || bseq.size() != L ||
+            dbseq.size() != L)
+            throw py::value_error("MLPTrainer: weights, biases, weight_grads, bias_grads and "
+                                  "relu must have one entry per layer (at least one)");
+        if (clip_mode < 0 || clip_mode > 3)
+            throw py::value_error("MLPTrainer: clip_mode must be 0 (none), 1 (value), 2 (norm) "
+                                  "or 3 (global norm), got " + std::to_string(clip_mode));
+        std::vector<py::array> bufs;
+        if (momentum != 0.0f) bufs = checked_list(momentum_bufs_, fn, "momentum_bufs", true);
+        size_t nb = 0;
+        for (size_t l = 0; l < L; ++l) {
+            const std::string idx = "[" + std::to_string(l) + "]";
+            expect_shape(W[l], fn, ("weights" + idx).c_str(), {kAny, kAny}, "(I, O)");
+            const int64_t in = W[l].shape(0), out = W[l].shape(1);
+            if (l > 0 && in != layers_.back().out)
+                throw py::value_error("MLPTrainer: `weights" + idx + "` has " +
+                                      std::to_string(in) + " rows but the previous layer has " +
+                                      std::to_string(layers_.back().out) + " outputs");
+            expect_shape(dW[l], fn, ("weight_grads" + idx).c_str(), {in, out}, "");
+            fastdense::DenseParams p{};
+            p.W = static_cast<float*>(W[l].mutable_data());
+            p.dW = static_cast<float*>(dW[l].mutable_data());
+            p.in = in;
+            p.out = out;
+            p.relu = relu[l];
+            keep_.push_back(W[l]);
+            keep_.push_back(dW[l]);
+            if (!bseq[l].is_none()) {
+                py::array b = checked_array(bseq[l], fn, ("biases" + idx).c_str());
+                py::array db = checked_array(dbseq[l], fn, ("bias_grads" + idx).c_str());
+                expect_shape(b, fn, ("biases" + idx).c_str(), {out}, "");
+                expect_shape(db, fn, ("bias_grads" + idx).c_str(), {out}, "");
+                if (!b.writeable() || !db.writeable())
+                    throw py::value_error("MLPTrainer: biases and their gradients must be "
+                                          "writeable");
+                p.b = static_cast<float*>(b.mutable_data());
+                p.db = static_cast<float*>(db.mutable_data());
+                keep_.push_back(b);
+                keep_.push_back(db);
+            }
+            if (!bufs.empty()) {
+                // Buffers follow model.parameters(): W0, b0, W1, b1, ...
+                auto take = [&](const Shape& shape) {
+                    if (nb >= bufs.size())
+                        throw py::value_error("MLPTrainer: too few momentum_bufs");
+                    const std::string name = "momentum_bufs[" + std::to_string(nb) + "]";
+                    expect_shape(bufs[nb], fn, name.c_str(), shape, "");
+                    keep_.push_back(bufs[nb]);
+                    return static_cast<float*>(bufs[nb++].mutable_data());
+                };
+                p.buf_W = take({in, out});
+                if (p.b) p.buf_b = take({out});
+            }
+            layers_.push_back(p);
+        }
+        if (!bufs.empty() && nb != bufs.size())
+            throw py::value_error("MLPTrainer: expected " + std::to_string(nb) +
+                                  " momentum_bufs, got " + std::to_string(bufs.size()));
+        sgd_ = SgdParams{0.0f, momentum, dampening, weight_decay, nesterov, false,
+                         static_cast<fastdense::Clip>(clip_mode), clip_threshold};
+    }
+
+    py::tuple step(py::handle x_, py::handle y_, float lr, bool first_step) {
+        const char* fn = "train_step";
+        py::array x = checked_array(x_, fn, "x"), y = checked_array(y_, fn, "y", true);
+        expect_shape(x, fn, "x", {kAny, layers_.front().in}, "(batch, features)");
+        const int64_t M = x.shape(0), C = layers_.back().out;
+        expect_shape(y, fn, "y", {M}, "(batch,)", " to match `x` of shape " +
+                                                      shape_str({M, layers_.front().in}));
+        fastdense::Labels lab{y.data(), y.dtype().is(py::dtype::of<int64_t>())};
+        for (int64_t i = 0; i < M; ++i) {
+            const int64_t v = fastdense::label_at(lab, i);
+            if (v < 0 || v >= C)
+                throw py::value_error(std::string(fn) + ": label " + std::to_string(v) +
+                                      " (y[" + std::to_string(i) + "]) is out of range [0, " +
+                                      std::to_string(C) + ")");
+        }
+        SgdParams sgd = sgd_;
+        sgd.lr = lr;
+        sgd.first_step = first_step;
+        const float* X = fptr(x);
+        fastdense::StepResult r;
+        {
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(mutex_);  // the workspace is per trainer
+            r = fastdense::mlp_train_step(layers_, ws_, X, lab, M, sgd);
+        }
+        return py::make_tuple(r.loss, r.correct, r.updated);
+    }
+
+private:
+    std::vector<py::array> keep_;  // keeps every bound array alive
+    std::vector<fastdense::DenseParams> layers_;
+    fastdense::StepWorkspace ws_;
+    SgdParams sgd_{};
+    std::mutex mutex_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -463,6 +591,20 @@ PYBIND11_MODULE(_core, m) {
           "PyTorch-rule SGD step on lists of arrays, in place, in one call.");
     m.def("sum_squares", &sum_squares, py::arg("arrays"),
           "[sum(a**2) for a in arrays], accumulated in double.");
+
+    py::class_<MLPTrainer>(m, "MLPTrainer",
+                           "A Dense/ReLU stack with softmax cross-entropy and SGD, bound to its "
+                           "arrays; step(x, y, lr, first_step) -> (loss, correct, updated) "
+                           "trains one batch in one call.")
+        .def(py::init<py::handle, py::handle, py::handle, py::handle, std::vector<bool>,
+                      py::handle, float, float, float, bool, int, double>(),
+             py::arg("weights"), py::arg("biases"), py::arg("weight_grads"),
+             py::arg("bias_grads"), py::arg("relu"), py::arg("momentum_bufs") = py::none(),
+             py::arg("momentum") = 0.0f, py::arg("dampening") = 0.0f,
+             py::arg("weight_decay") = 0.0f, py::arg("nesterov") = false,
+             py::arg("clip_mode") = 0, py::arg("clip_threshold") = 0.0)
+        .def("step", &MLPTrainer::step, py::arg("x"), py::arg("y"), py::arg("lr"),
+             py::arg("first_step"));
 
     m.def("peak_gflops", &peak_gflops, py::arg("threads") = 1, py::arg("seconds") = 0.2,
           "Measured FP32 FMA peak of the active ISA on `threads` threads, in GFLOP/s.");

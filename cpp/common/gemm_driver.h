@@ -11,7 +11,9 @@
 //     C(R,nr) = (accumulate ? C : 0) + Ap(R,kc) · B(kc,nr), one FMA per k in order, for
 //     R <= MR rows (so a short edge tile costs only its own rows) and nr <= NR columns.
 //     Ap is packed k-major with stride MR; B rows are ldb floats apart and NR floats of each row
-//     are readable (a packed panel, or a full-width panel of the caller's row-major matrix).
+//     are readable (a packed panel, or a full-width panel of the caller's row-major matrix),
+//     or only nr of them when kMaskedB says the kernel masks its B loads.
+//   static constexpr bool kMaskedB;
 //
 #ifndef FASTDENSE_ISA_NS
 #error "define FASTDENSE_ISA_NS before including gemm_driver.h"
@@ -160,7 +162,7 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
             const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
             const bool first = pc == 0, last = pc + kc == K;
             if (!direct_b) pack_b<U>(Bp, B, pc, kc, jc, nc);
-            else if (tail) pack_b<U>(Bp, B, pc, kc, jc + nc - tail, tail);
+            else if (tail && !U::kMaskedB) pack_b<U>(Bp, B, pc, kc, jc + nc - tail, tail);
             for (int64_t ic = m0; ic < m1; ic += U::MC) {
                 const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
                 pack_a<U>(Ap, A, ic, mc, pc, kc);
@@ -169,7 +171,7 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
                     const float* Bj = Bp + jr * kc;
                     int64_t ldb = NR;
                     if (direct_b) {
-                        if (nr == NR) {
+                        if (nr == NR || U::kMaskedB) {
                             Bj = B.at(pc, jc + jr);
                             ldb = B.rs;
                         } else {

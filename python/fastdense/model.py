@@ -30,6 +30,7 @@ from fastdense import losses as _losses
 from fastdense import optim as _optim
 
 _ACTIVATIONS = (None, "linear", "relu")
+_LABEL_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 
 class Layer:
@@ -240,6 +241,7 @@ class Sequential:
         elif sgd_kwargs:
             raise ValueError(f"pass SGD arguments or an optimizer, not both: {sorted(sgd_kwargs)}")
         self.optimizer = optimizer
+        self._trainer = None
         return self
 
     def parameters(self) -> List[np.ndarray]:
@@ -339,37 +341,77 @@ class Sequential:
                 dz = _core.matmul_backward_input(dz, d.W, mask=mask, out=grads[i - 1])
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One SGD step on a batch: forward, loss, backward, update. Returns the batch loss."""
-        loss, _ = self._train_step(self._check_x(x), self._check_y(y, len(x)))
-        return loss
+        """One SGD step on a batch: forward, loss, backward, update. Returns the batch loss.
 
-    def _train_step(self, x, y):
+        With softmax cross-entropy on integer labels and :class:`~fastdense.optim.SGD` (the
+        common case) the whole step is one call into C++; ``x`` float32 C-contiguous and ``y``
+        int32/int64 go in without a copy. The weights are not updated when the loss is not
+        finite.
+        """
         if self.optimizer is None:
             raise RuntimeError("call model.compile(...) before training")
+        if not (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous):
+            x = self._check_x(x)
+        if not (type(y) is np.ndarray and y.ndim == 1 and y.dtype in _LABEL_DTYPES):
+            y = self._check_y(y, len(x))
+        return self._train_step(x, y)[0]
+
+    def _train_step(self, x, y):
+        """(loss, correct predictions or None); x and y already validated or cheap to check."""
+        trainer = self._fused_trainer(y)
+        opt = self.optimizer
+        if trainer is not None:
+            loss, correct, updated = trainer.step(x, y, opt.current_lr, not opt._bufs_ready)
+            if updated:
+                opt._bufs_ready = opt._bufs_ready or opt.momentum != 0
+                opt.iterations += 1
+            return loss, correct
         logits = self.forward(x, training=True)
         ws = self._workspace(x.shape[0])
-        if self._fused_loss:
-            # The common case in one kernel: mean loss and dlogits of the mean.
-            loss, _, dz = _core.softmax_xent_backward(
-                logits, y, dlogits=ws["grads"][-1], losses=ws["losses"]
-            )
-        else:
-            loss, dz = self.loss.value_and_grad(logits, y, grad_out=ws["grads"][-1])
-        if not math.isfinite(loss):
-            return loss, logits
-        self.backward(dz)
-        self.optimizer.step(self.gradients())
-        return float(loss), logits
+        loss, dz = self.loss.value_and_grad(logits, y, grad_out=ws["grads"][-1])
+        correct = None
+        if y.ndim == 1:
+            correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
+        if math.isfinite(loss):
+            self.backward(dz)
+            opt.step(self.gradients())
+        return float(loss), correct
 
-    @property
-    def _fused_loss(self):
-        loss = self.loss
-        return (
-            isinstance(loss, _losses.SoftmaxCrossEntropy)
-            and loss.label_smoothing == 0
-            and loss.reduction == "mean"
-            and self._int_labels
+    def _fused_trainer(self, y):
+        """The C++ trainer for the current loss and optimizer, or None when the step needs the
+        general path (another loss or optimizer, float targets, label smoothing)."""
+        loss, opt = self.loss, self.optimizer
+        if not (y.ndim == 1 and y.dtype in _LABEL_DTYPES
+                and type(loss) is _losses.SoftmaxCrossEntropy
+                and loss.label_smoothing == 0 and loss.reduction == "mean"
+                and type(opt) is _optim.SGD):
+            return None
+        key = (id(loss), id(opt), opt._config_version)
+        if self._trainer is not None and self._trainer[0] == key:
+            return self._trainer[1]
+        params = self.parameters()
+        if len(opt.params) != len(params) or any(a is not b for a, b in zip(opt.params, params)):
+            return None  # an optimizer over other arrays: let it see the gradients itself
+        if opt.clipvalue is not None:
+            clip = (1, opt.clipvalue)
+        elif opt.clipnorm is not None:
+            clip = (2, opt.clipnorm)
+        elif opt.global_clipnorm is not None:
+            clip = (3, opt.global_clipnorm)
+        else:
+            clip = (0, 0.0)
+        dense = [s.dense for s in self._stages]
+        trainer = _core.MLPTrainer(
+            [d.W for d in dense], [d.b for d in dense], [d.dW for d in dense],
+            [d.db for d in dense], [s.relu for s in self._stages],
+            opt._momentum_buffers() if opt.momentum != 0 else None,
+            momentum=opt.momentum, dampening=opt.dampening, weight_decay=opt.weight_decay,
+            nesterov=opt.nesterov, clip_mode=clip[0], clip_threshold=clip[1],
         )
+        self._trainer = (key, trainer)
+        return trainer
+
+    _trainer = None
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, seed=None,
             verbose=1) -> History:
@@ -420,7 +462,7 @@ class Sequential:
                 bar.start_epoch(epoch)
             for step, lo in enumerate(range(0, n, batch_size)):
                 xb, yb = xs[lo:lo + batch_size], ys[lo:lo + batch_size]
-                loss, logits = self._train_step(xb, yb)
+                loss, batch_correct = self._train_step(xb, yb)
                 if not math.isfinite(loss):
                     raise FloatingPointError(
                         f"the training loss became {loss} at epoch {epoch + 1}, step {step + 1}; "
@@ -431,7 +473,7 @@ class Sequential:
                 m = len(xb)
                 total_loss += loss * m
                 if classify:
-                    correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+                    correct += batch_correct
                 if bar:
                     bar.update(m, total_loss / (lo + m), correct / (lo + m) if classify else None)
             metrics = {"loss": total_loss / n}

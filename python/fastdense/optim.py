@@ -352,6 +352,9 @@ class SGD:
             None if global_clipnorm is None else _positive("global_clipnorm", global_clipnorm)
         )
         self.iterations = 0
+        # Bumped whenever hyperparameters are replaced, so a model's fused C++ step, which
+        # copies them, knows to rebind.
+        self._config_version = 0
         self._bufs = None  # momentum buffers, allocated by the first step that needs them
         self._bufs_ready = False  # False until a step has written them (PyTorch's buf is None)
 
@@ -468,13 +471,7 @@ class SGD:
             )
         lr = self.current_lr
         scales = self._grad_scales(grads)
-        bufs = None
-        if self._momentum != 0:
-            if self._bufs is None:
-                # np.empty is enough: the first momentum step writes buf = g before reading it.
-                self._bufs = [np.empty_like(p) for p in self.params]
-                self._bufs_ready = False
-            bufs = self._bufs
+        bufs = self._momentum_buffers() if self._momentum != 0 else None
         _core.sgd_update(
             self.params,
             grads,
@@ -491,6 +488,14 @@ class SGD:
         if bufs is not None:
             self._bufs_ready = True
         self.iterations += 1
+
+    def _momentum_buffers(self):
+        """The momentum buffers, allocated on first use (also by a model's fused step)."""
+        if self._bufs is None:
+            # np.empty is enough: the first momentum step writes buf = g before reading it.
+            self._bufs = [np.empty_like(p) for p in self.params]
+            self._bufs_ready = False
+        return self._bufs
 
     # -- save and restore --------------------------------------------------------------------
 
@@ -595,6 +600,7 @@ class SGD:
                          "_clipvalue", "_clipnorm", "_global_clipnorm"):
                 setattr(self, attr, getattr(restored, attr))
         self.iterations = int(iterations)
+        self._config_version += 1
         if bufs is None:
             # No saved buffers (no momentum step yet): the next momentum step starts them
             # from the gradient, as PyTorch does when its buffer is None.

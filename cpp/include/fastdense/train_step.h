@@ -1,0 +1,52 @@
+// A whole training step of a Dense/ReLU stack with softmax cross-entropy and SGD, as one call:
+// forward GEMMs with fused bias+ReLU, the fused loss, the backward GEMMs (ReLU mask fused into
+// dY·Wᵀ, bias gradient with Xᵀ·dY), optional gradient clipping and the SGD update. It only
+// sequences kernels from the active table, so it has no ISA-specific code of its own; its
+// point is that Python crosses into C++ once per step instead of 3·L + 1 times.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "fastdense/kernels.h"
+
+namespace fastdense {
+
+struct DenseParams {
+    float* W;   // (in, out)
+    float* b;   // (out) or null
+    float* dW;  // (in, out)
+    float* db;  // (out) or null when b is null
+    float* buf_W;  // momentum buffers, or null without momentum
+    float* buf_b;
+    int64_t in, out;
+    bool relu;  // ReLU after this layer
+};
+
+enum class Clip { None = 0, Value = 1, Norm = 2, GlobalNorm = 3 };
+
+struct SgdParams {
+    float lr, momentum, dampening, weight_decay;
+    bool nesterov, first_step;
+    Clip clip;
+    double clip_threshold;  // double: the norm coefficient is computed in double, as in optim.py
+};
+
+struct StepResult {
+    double loss;      // mean cross-entropy of the batch
+    int64_t correct;  // rows whose first arg-max logit equals the label
+    bool updated;     // false when the loss was not finite: weights left untouched
+};
+
+// Scratch activations and gradients for a batch of M rows, grown on demand and kept.
+struct StepWorkspace {
+    std::vector<std::vector<float>> acts, grads;
+    std::vector<float> losses;
+    int64_t rows = 0;
+    void reserve(const std::vector<DenseParams>& layers, int64_t M);
+};
+
+StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace& ws,
+                          const float* X, Labels y, int64_t M, const SgdParams& sgd);
+
+}  // namespace fastdense

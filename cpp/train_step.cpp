@@ -1,0 +1,97 @@
+// The fused training step (see train_step.h). Same kernels, same order of operations as the
+// Python composition in model.py, so both paths give bitwise-identical weights.
+#include "fastdense/train_step.h"
+
+#include <cmath>
+
+#include "fastdense/dispatch.h"
+
+namespace fastdense {
+
+void StepWorkspace::reserve(const std::vector<DenseParams>& layers, int64_t M) {
+    if (M <= rows && acts.size() == layers.size()) return;
+    acts.resize(layers.size());
+    grads.resize(layers.size());
+    for (size_t l = 0; l < layers.size(); ++l) {
+        acts[l].resize(static_cast<size_t>(M * layers[l].out));
+        grads[l].resize(static_cast<size_t>(M * layers[l].out));
+    }
+    losses.resize(static_cast<size_t>(M));
+    rows = M;
+}
+
+StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace& ws,
+                          const float* X, Labels y, int64_t M, const SgdParams& sgd) {
+    // X is (M, layers[0].in), y is (M); layer l maps (M, in_l) -> (M, out_l)
+    const KernelTable& k = kernels();
+    const size_t L = layers.size();
+    ws.reserve(layers, M);
+
+    const float* h = X;
+    for (size_t l = 0; l < L; ++l) {
+        const DenseParams& p = layers[l];
+        k.matmul_forward(ws.acts[l].data(), h, p.W, p.b, M, p.in, p.out, p.relu);
+        h = ws.acts[l].data();
+    }
+    const int64_t C = layers[L - 1].out;
+    float* dz = ws.grads[L - 1].data();
+    StepResult r{};
+    r.loss = k.softmax_xent(ws.losses.data(), dz, h, y, M, C, static_cast<float>(1.0 / M));
+    for (int64_t i = 0; i < M; ++i) {
+        const float* z = h + i * C;
+        int64_t best = 0;
+        for (int64_t j = 1; j < C; ++j)
+            if (z[j] > z[best]) best = j;
+        r.correct += best == label_at(y, i);
+    }
+    if (!std::isfinite(r.loss)) return r;
+
+    for (size_t l = L; l-- > 0;) {
+        const DenseParams& p = layers[l];
+        const float* a_in = l > 0 ? ws.acts[l - 1].data() : X;
+        k.matmul_backward_weight(p.dW, p.db, a_in, dz, M, p.in, p.out);
+        if (l > 0) {
+            // The previous layer's ReLU output is its own mask: a > 0 exactly where z > 0.
+            const float* mask = layers[l - 1].relu ? a_in : nullptr;
+            k.matmul_backward_input(ws.grads[l - 1].data(), dz, p.W, mask, M, p.out, p.in);
+            dz = ws.grads[l - 1].data();
+        }
+    }
+
+    // Norm clipping coefficients, as optim.SGD computes them: min(1, c / (‖g‖ + 1e-6)).
+    std::vector<double> sq;
+    if (sgd.clip == Clip::Norm || sgd.clip == Clip::GlobalNorm) {
+        for (const DenseParams& p : layers) {
+            sq.push_back(k.sum_squares(p.dW, p.in * p.out));
+            if (p.b) sq.push_back(k.sum_squares(p.db, p.out));
+        }
+    }
+    auto coef = [&](double sumsq) {
+        const double c = sgd.clip_threshold / (std::sqrt(sumsq) + 1e-6);
+        return static_cast<float>(c >= 1.0 ? 1.0 : c);  // NaN stays NaN, like torch.clamp
+    };
+    float global = 1.0f;
+    if (sgd.clip == Clip::GlobalNorm) {
+        double total = 0.0;
+        for (double s : sq) total += s;
+        global = coef(total);
+    }
+    const float clip_value =
+        sgd.clip == Clip::Value ? static_cast<float>(sgd.clip_threshold) : 0.0f;
+    size_t t = 0;
+    auto update = [&](float* param, float* buf, const float* grad, int64_t n) {
+        const float scale = sgd.clip == Clip::Norm ? coef(sq[t]) : global;
+        ++t;
+        k.sgd_update(param, sgd.momentum != 0.0f ? buf : nullptr, grad, n, sgd.lr, sgd.momentum,
+                     sgd.dampening, sgd.weight_decay, sgd.nesterov, sgd.first_step, scale,
+                     clip_value);
+    };
+    for (const DenseParams& p : layers) {
+        update(p.W, p.buf_W, p.dW, p.in * p.out);
+        if (p.b) update(p.b, p.buf_b, p.db, p.out);
+    }
+    r.updated = true;
+    return r;
+}
+
+}  // namespace fastdense
