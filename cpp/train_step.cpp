@@ -46,25 +46,39 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     }
     if (!std::isfinite(r.loss)) return r;
 
+    // Norm clipping needs every gradient before any update; otherwise each layer's update is
+    // fused into its weight-gradient GEMM. The input gradient goes first: it needs the old W.
+    const bool fuse_update = sgd.clip != Clip::Norm && sgd.clip != Clip::GlobalNorm;
+    const float clip_value =
+        sgd.clip == Clip::Value ? static_cast<float>(sgd.clip_threshold) : 0.0f;
+    const SgdStep step{sgd.lr, sgd.momentum, sgd.dampening, sgd.weight_decay,
+                       sgd.nesterov, sgd.first_step, clip_value};
     for (size_t l = L; l-- > 0;) {
         const DenseParams& p = layers[l];
         const float* a_in = l > 0 ? ws.acts[l - 1].data() : X;
-        k.matmul_backward_weight(p.dW, p.db, a_in, dz, M, p.in, p.out);
+        float* dz_prev = l > 0 ? ws.grads[l - 1].data() : nullptr;
         if (l > 0) {
             // The previous layer's ReLU output is its own mask: a > 0 exactly where z > 0.
             const float* mask = layers[l - 1].relu ? a_in : nullptr;
-            k.matmul_backward_input(ws.grads[l - 1].data(), dz, p.W, mask, M, p.out, p.in);
-            dz = ws.grads[l - 1].data();
+            k.matmul_backward_input(dz_prev, dz, p.W, mask, M, p.out, p.in);
         }
+        if (fuse_update)
+            k.matmul_backward_weight_sgd(p.dW, p.db, a_in, dz, M, p.in, p.out, p.W, p.buf_W,
+                                         p.b, p.buf_b, step);
+        else
+            k.matmul_backward_weight(p.dW, p.db, a_in, dz, M, p.in, p.out);
+        dz = dz_prev;
+    }
+    if (fuse_update) {
+        r.updated = true;
+        return r;
     }
 
     // Norm clipping coefficients, as optim.SGD computes them: min(1, c / (‖g‖ + 1e-6)).
     std::vector<double> sq;
-    if (sgd.clip == Clip::Norm || sgd.clip == Clip::GlobalNorm) {
-        for (const DenseParams& p : layers) {
-            sq.push_back(k.sum_squares(p.dW, p.in * p.out));
-            if (p.b) sq.push_back(k.sum_squares(p.db, p.out));
-        }
+    for (const DenseParams& p : layers) {
+        sq.push_back(k.sum_squares(p.dW, p.in * p.out));
+        if (p.b) sq.push_back(k.sum_squares(p.db, p.out));
     }
     auto coef = [&](double sumsq) {
         const double c = sgd.clip_threshold / (std::sqrt(sumsq) + 1e-6);
@@ -76,15 +90,12 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
         for (double s : sq) total += s;
         global = coef(total);
     }
-    const float clip_value =
-        sgd.clip == Clip::Value ? static_cast<float>(sgd.clip_threshold) : 0.0f;
     size_t t = 0;
     auto update = [&](float* param, float* buf, const float* grad, int64_t n) {
         const float scale = sgd.clip == Clip::Norm ? coef(sq[t]) : global;
         ++t;
         k.sgd_update(param, sgd.momentum != 0.0f ? buf : nullptr, grad, n, sgd.lr, sgd.momentum,
-                     sgd.dampening, sgd.weight_decay, sgd.nesterov, sgd.first_step, scale,
-                     clip_value);
+                     sgd.dampening, sgd.weight_decay, sgd.nesterov, sgd.first_step, scale, 0.0f);
     };
     for (const DenseParams& p : layers) {
         update(p.W, p.buf_W, p.dW, p.in * p.out);

@@ -28,6 +28,11 @@
 
 namespace fastdense {
 namespace FASTDENSE_ISA_NS {
+
+// This ISA's elementwise SGD (elementwise_<isa>.cpp), applied to finished dW tiles.
+void sgd_update(float*, float*, const float*, int64_t, float, float, float, float, bool, bool,
+                float, float);
+
 namespace {
 
 // A strided view of a matrix: element (i, j) lives at p[i*rs + j*cs]. Transposes are just
@@ -38,7 +43,16 @@ struct View {
     const float* at(int64_t i, int64_t j) const { return p + i * rs + j * cs; }
 };
 
-enum class Epilogue { None, Bias, BiasRelu, Relu, Mask };
+enum class Epilogue { None, Bias, BiasRelu, Relu, Mask, Sgd };
+
+// What the epilogue needs besides the tile: all pointers are to the full (M,N)/(N) arrays.
+struct Fuse {
+    const float* bias = nullptr;  // (N): Bias, BiasRelu
+    const float* mask = nullptr;  // like C: Mask
+    const SgdStep* sgd = nullptr;  // Sgd: update param (like C) with the finished tile
+    float* param = nullptr;
+    float* buf = nullptr;
+};
 
 // Per-thread packing buffers, grown on demand and kept: the hot path allocates nothing after
 // the first call of a given size. (A raw buffer rather than std::vector so that no std
@@ -111,18 +125,27 @@ void pack_b(float* dst, View B, int64_t k0, int64_t kc, int64_t j0, int64_t nc) 
 // Applied once per tile after the last K block, while the tile is still in L1. The order
 // (chain, then + bias, then ReLU / mask) is the same as in ref/, so results match bitwise.
 template <Epilogue E>
-void epilogue(float* C, int64_t ldc, int64_t mr, int64_t nr, const float* bias,
-              const float* mask, int64_t ldm) {
+void epilogue(float* C, int64_t ldc, int64_t mr, int64_t nr, int64_t ci, int64_t cj,
+              const Fuse& f) {
     if (E == Epilogue::None) return;
     for (int64_t i = 0; i < mr; ++i) {
         float* c = C + i * ldc;
+        const int64_t at = (ci + i) * ldc + cj;  // this row's offset in C-shaped arrays
         if (E == Epilogue::Bias || E == Epilogue::BiasRelu)
-            for (int64_t j = 0; j < nr; ++j) c[j] = c[j] + bias[j];
+            for (int64_t j = 0; j < nr; ++j) c[j] = c[j] + f.bias[cj + j];
         if (E == Epilogue::BiasRelu || E == Epilogue::Relu)
             for (int64_t j = 0; j < nr; ++j) c[j] = c[j] < 0.0f ? 0.0f : c[j];
         if (E == Epilogue::Mask) {
-            const float* m = mask + i * ldm;
+            const float* m = f.mask + at;
             for (int64_t j = 0; j < nr; ++j) c[j] = m[j] > 0.0f ? c[j] : 0.0f;
+        }
+        if (E == Epilogue::Sgd) {
+            // Elementwise, so updating tile rows one at a time gives the very bits of one
+            // sgd_update over the whole array.
+            const SgdStep& s = *f.sgd;
+            sgd_update(f.param + at, f.buf ? f.buf + at : nullptr, c, nr, s.lr, s.momentum,
+                       s.dampening, s.weight_decay, s.nesterov, s.first_step, 1.0f,
+                       s.clip_value);
         }
     }
 }
@@ -147,7 +170,7 @@ constexpr int64_t kDirectBRows = 128;
 // C[m0:m1, n0:n1] on the calling thread.
 template <class U, Epilogue E>
 void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, int64_t m1,
-                int64_t n0, int64_t n1, const float* bias, const float* mask) {
+                int64_t n0, int64_t n1, const Fuse& fuse) {
     constexpr int MR = U::MR, NR = U::NR;
     static thread_local Workspace ws_a, ws_b;
     const bool direct_b = B.cs == 1 && m1 - m0 <= kDirectBRows;
@@ -183,9 +206,7 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
                         const int64_t ci = ic + ir, cj = jc + jr;
                         float* c = C + ci * ldc + cj;
                         run_rows<U>(mr, kc, Ap + ir * kc, Bj, ldb, c, ldc, !first, nr);
-                        if (last)
-                            epilogue<E>(c, ldc, mr, nr, bias ? bias + cj : nullptr,
-                                        mask ? mask + ci * ldc + cj : nullptr, ldc);
+                        if (last) epilogue<E>(c, ldc, mr, nr, ci, cj, fuse);
                     }
                 }
             }
@@ -196,13 +217,12 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
 // C(M,N) = A(M,K)·B(K,N) with epilogue E. Threads split rows of C (or, for short-and-wide
 // outputs such as a batch of one, columns), never K.
 template <class U, Epilogue E>
-void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, const float* bias,
-          const float* mask) {
+void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, const Fuse& fuse = {}) {
     const int64_t row_tiles = (M + U::MR - 1) / U::MR, col_tiles = (N + U::NR - 1) / U::NR;
     const bool split_rows = row_tiles >= col_tiles || row_tiles >= 8;
     const int t = threads_for(M * N * K, split_rows ? row_tiles : col_tiles);
     if (t == 1) {
-        gemm_block<U, E>(C, N, A, B, K, 0, M, 0, N, bias, mask);
+        gemm_block<U, E>(C, N, A, B, K, 0, M, 0, N, fuse);
         return;
     }
 #pragma omp parallel num_threads(t)
@@ -215,10 +235,10 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, const float
         int64_t b, e;
         if (split_rows) {
             split_range(M, parts, p, U::MR, &b, &e);
-            if (b < e) gemm_block<U, E>(C, N, A, B, K, b, e, 0, N, bias, mask);
+            if (b < e) gemm_block<U, E>(C, N, A, B, K, b, e, 0, N, fuse);
         } else {
             split_range(N, parts, p, U::NR, &b, &e);
-            if (b < e) gemm_block<U, E>(C, N, A, B, K, 0, M, b, e, bias, mask);
+            if (b < e) gemm_block<U, E>(C, N, A, B, K, 0, M, b, e, fuse);
         }
     }
 }
@@ -240,28 +260,51 @@ void matmul_forward(float* Y, const float* X, const float* W, const float* b, in
                     int64_t K, int64_t N, bool relu) {
     // X is (M,K), W is (K,N), b is (N) or null, Y is (M,N)
     const View A{X, K, 1}, B{W, N, 1};
-    if (b && relu) gemm<Ukernel, Epilogue::BiasRelu>(Y, A, B, M, K, N, b, nullptr);
-    else if (b) gemm<Ukernel, Epilogue::Bias>(Y, A, B, M, K, N, b, nullptr);
-    else if (relu) gemm<Ukernel, Epilogue::Relu>(Y, A, B, M, K, N, nullptr, nullptr);
-    else gemm<Ukernel, Epilogue::None>(Y, A, B, M, K, N, nullptr, nullptr);
+    Fuse f;
+    f.bias = b;
+    if (b && relu) gemm<Ukernel, Epilogue::BiasRelu>(Y, A, B, M, K, N, f);
+    else if (b) gemm<Ukernel, Epilogue::Bias>(Y, A, B, M, K, N, f);
+    else if (relu) gemm<Ukernel, Epilogue::Relu>(Y, A, B, M, K, N);
+    else gemm<Ukernel, Epilogue::None>(Y, A, B, M, K, N);
 }
 
 void matmul_backward_input(float* dX, const float* dY, const float* W, const float* mask,
                            int64_t M, int64_t N, int64_t K) {
     // dY is (M,N), W is (K,N) read as Wᵀ (N,K), mask and dX are (M,K)
     const View A{dY, N, 1}, B{W, 1, N};
-    if (mask) gemm<Ukernel, Epilogue::Mask>(dX, A, B, M, N, K, nullptr, mask);
-    else gemm<Ukernel, Epilogue::None>(dX, A, B, M, N, K, nullptr, nullptr);
+    Fuse f;
+    f.mask = mask;
+    if (mask) gemm<Ukernel, Epilogue::Mask>(dX, A, B, M, N, K, f);
+    else gemm<Ukernel, Epilogue::None>(dX, A, B, M, N, K);
 }
 
 void matmul_backward_weight(float* dW, float* db, const float* X, const float* dY, int64_t M,
                             int64_t K, int64_t N) {
     // X is (M,K) read as Xᵀ (K,M), dY is (M,N), dW is (K,N), db is (N) or null
     const View A{X, 1, K}, B{dY, N, 1};
-    gemm<Ukernel, Epilogue::None>(dW, A, B, K, M, N, nullptr, nullptr);
+    gemm<Ukernel, Epilogue::None>(dW, A, B, K, M, N);
     // The bias gradient reads dY once more right after the GEMM packed it, while it is
     // still in cache; it is O(M·N) against the GEMM's O(M·N·K).
     if (db) column_sums(db, dY, M, N);
+}
+
+void matmul_backward_weight_sgd(float* dW, float* db, const float* X, const float* dY,
+                                int64_t M, int64_t K, int64_t N, float* W, float* buf_W,
+                                float* b, float* buf_b, const SgdStep& s) {
+    // X is (M,K), dY is (M,N), dW, W and buf_W are (K,N), db, b and buf_b are (N) or null
+    // Updating W tile by tile while dW is in L1 saves a pass over dW, W and the buffer
+    // through memory: for a batch of one that pass was most of the step.
+    const View A{X, 1, K}, B{dY, N, 1};
+    Fuse f;
+    f.sgd = &s;
+    f.param = W;
+    f.buf = buf_W;
+    gemm<Ukernel, Epilogue::Sgd>(dW, A, B, K, M, N, f);
+    if (db) {
+        column_sums(db, dY, M, N);
+        sgd_update(b, buf_b, db, N, s.lr, s.momentum, s.dampening, s.weight_decay, s.nesterov,
+                   s.first_step, 1.0f, s.clip_value);
+    }
 }
 
 }  // namespace FASTDENSE_ISA_NS

@@ -20,6 +20,8 @@ void matmul_backward_input(float*, const float*, const float*, const float*, int
                            int64_t);
 void matmul_backward_weight(float*, float*, const float*, const float*, int64_t, int64_t,
                             int64_t);
+void matmul_backward_weight_sgd(float*, float*, const float*, const float*, int64_t, int64_t,
+                                int64_t, float*, float*, float*, float*, const SgdStep&);
 void relu_forward(float*, const float*, int64_t);
 void relu_backward(float*, const float*, const float*, int64_t);
 double softmax_xent(float*, float*, const float*, Labels, int64_t, int64_t, float);
@@ -34,6 +36,7 @@ const KernelTable FASTDENSE_CAT(FASTDENSE_ISA_NS, _kernels) = {
     FASTDENSE_ISA_NS::matmul_forward,
     FASTDENSE_ISA_NS::matmul_backward_input,
     FASTDENSE_ISA_NS::matmul_backward_weight,
+    FASTDENSE_ISA_NS::matmul_backward_weight_sgd,
     FASTDENSE_ISA_NS::relu_forward,
     FASTDENSE_ISA_NS::relu_backward,
     FASTDENSE_ISA_NS::softmax_xent,

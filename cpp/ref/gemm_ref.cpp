@@ -70,5 +70,20 @@ void matmul_backward_weight(float* dW, float* db, const float* X, const float* d
     }
 }
 
+void sgd_update(float*, float*, const float*, int64_t, float, float, float, float, bool, bool,
+                float, float);
+
+void matmul_backward_weight_sgd(float* dW, float* db, const float* X, const float* dY,
+                                int64_t M, int64_t K, int64_t N, float* W, float* buf_W,
+                                float* b, float* buf_b, const SgdStep& s) {
+    // X is (M,K), dY is (M,N), dW and W are (K,N), db and b are (N) or null
+    matmul_backward_weight(dW, db, X, dY, M, K, N);
+    sgd_update(W, buf_W, dW, K * N, s.lr, s.momentum, s.dampening, s.weight_decay, s.nesterov,
+               s.first_step, 1.0f, s.clip_value);
+    if (db)
+        sgd_update(b, buf_b, db, N, s.lr, s.momentum, s.dampening, s.weight_decay, s.nesterov,
+                   s.first_step, 1.0f, s.clip_value);
+}
+
 }  // namespace ref
 }  // namespace fastdense

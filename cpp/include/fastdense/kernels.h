@@ -29,6 +29,14 @@ static inline int64_t label_at(Labels l, int64_t i) {
                       : static_cast<const int32_t*>(l.data)[i];
 }
 
+// One SGD step's hyperparameters, for kernels that fuse the update into a GEMM epilogue
+// (the rule is sgd_update's below, with grad_scale 1).
+struct SgdStep {
+    float lr, momentum, dampening, weight_decay;
+    bool nesterov, first_step;
+    float clip_value;  // <= 0 or inf: no clamp
+};
+
 struct KernelTable {
     const char* name;  // "ref", "avx2", "avx512"
 
@@ -45,6 +53,13 @@ struct KernelTable {
     // not null. Overwrites dW and db.
     void (*matmul_backward_weight)(float* dW, float* db, const float* X, const float* dY,
                                    int64_t M, int64_t K, int64_t N);
+
+    // matmul_backward_weight, then the SGD step of W(K,N) (and b(N), when db is not null)
+    // with those gradients, each dW tile applied while it is still in cache. Bitwise equal to
+    // matmul_backward_weight followed by sgd_update. buf_W/buf_b may be null without momentum.
+    void (*matmul_backward_weight_sgd)(float* dW, float* db, const float* X, const float* dY,
+                                       int64_t M, int64_t K, int64_t N, float* W, float* buf_W,
+                                       float* b, float* buf_b, const SgdStep& sgd);
 
     // y = max(x, 0), elementwise over n values; NaN propagates. y may alias x.
     void (*relu_forward)(float* y, const float* x, int64_t n);
