@@ -436,3 +436,14 @@ def test_training_is_bitwise_identical_across_isas_and_threads():
     for isa, threads, weights in results[1:]:
         for a, b in zip(results[0][2], weights):
             np.testing.assert_array_equal(a, b, err_msg=f"{isa}, {threads} threads")
+
+
+def test_fit_warns_once_about_a_dead_symmetric_initialization(embedded, recwarn):
+    (x, y), _ = embedded
+    model = MLP([784, 32, 10], kernel_init="zeros", seed=0).compile(lr=0.1)
+    with pytest.warns(fastdense.diagnostics.InitializationWarning, match="(?i)dead|symmetr"):
+        model.fit(x[:500], y[:500], epochs=1, batch_size=100, verbose=0)
+    model.fit(x[:500], y[:500], epochs=1, batch_size=100, verbose=0)  # no second warning
+    assert not [w for w in recwarn if issubclass(w.category, fastdense.diagnostics.InitializationWarning)]
+    healthy = MLP([784, 32, 10], kernel_init="he_normal", seed=0).compile(lr=0.1)
+    healthy.fit(x[:500], y[:500], epochs=1, batch_size=100, verbose=0)  # warnings are errors here

@@ -21,7 +21,7 @@ from fastdense._core import (
 
 __version__ = _core.__version__
 
-from fastdense import data, init, losses, optim  # noqa: E402
+from fastdense import data, diagnostics, init, losses, optim, study  # noqa: E402
 from fastdense.model import MLP, Dense, History, ReLU, Sequential  # noqa: E402
 from fastdense.serialization import ModelFileError, load  # noqa: E402
 
@@ -48,6 +48,7 @@ __all__ = [
     "compiled_isas",
     "cuda_status",
     "data",
+    "diagnostics",
     "get_num_threads",
     "init",
     "load",
@@ -55,5 +56,6 @@ __all__ = [
     "optim",
     "set_isa",
     "set_num_threads",
+    "study",
     "supported_isas",
 ]

@@ -1,7 +1,8 @@
-"""The ``fastdense`` command: ``fastdense train`` and ``fastdense info``.
+"""The ``fastdense`` command: ``fastdense train``, ``fastdense study`` and ``fastdense info``.
 
     fastdense train                                  # embedded Fashion-MNIST subset, no network
     fastdense train --dataset fashion-mnist --epochs 5 --save model.npz
+    fastdense study --out study-output               # why nets do not learn: the five cases
     fastdense info
 """
 
@@ -63,6 +64,22 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_study(args) -> int:
+    import fastdense
+    from fastdense.study import run_study
+
+    if args.threads is not None:
+        fastdense.set_num_threads(args.threads)
+    results = run_study(dataset=args.dataset, outdir=args.out, cases=args.cases, seed=args.seed,
+                        verbose=True, data_dir=args.data_dir)
+    failed = [r.key for r in results if not r.passed]
+    if failed:
+        # Exit status 1, so a script or CI job notices that a report did not reproduce.
+        print(f"cases not as expected: {', '.join(failed)}")
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastdense", description="Dense nets on a fast C++ core.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -89,6 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                    help="0 quiet, 1 progress bar, 2 one line per epoch (default: 1)")
     t.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("study", help="reproduce five classic reasons a net does not learn, "
+                                     "with diagnostics and pictures")
+    s.add_argument("--dataset", default="embedded",
+                   help="embedded (ships with the package), fashion-mnist or mnist "
+                        "(default: embedded)")
+    s.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    s.add_argument("--out", default="study-output",
+                   help="directory for the table, results.json and pictures "
+                        "(default: study-output)")
+    s.add_argument("--cases", default=None,
+                   help="cases to run, e.g. 1,2,4 (a number runs its group) or 4b,5c "
+                        "(default: all)")
+    s.add_argument("--seed", type=int, default=0, help="seed for inits and batches (default: 0)")
+    s.add_argument("--threads", type=int, default=None, help="kernel threads (default: all)")
+    s.set_defaults(func=_cmd_study)
 
     i = sub.add_parser("info", help="version, ISAs, threads, CUDA availability")
     i.set_defaults(func=_cmd_info)

@@ -414,7 +414,7 @@ class Sequential:
     _trainer = None
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, seed=None,
-            verbose=1) -> History:
+            verbose=1, diagnose=True) -> History:
         """Train for ``epochs`` passes over ``(x, y)``.
 
         Args:
@@ -427,6 +427,10 @@ class Sequential:
             seed: seed for the shuffling. Default: None (fresh entropy).
             verbose: 0 silent; 1 a progress bar (tqdm, when installed and writing to a
                 terminal) or one line per epoch; 2 one line per epoch. Default: 1.
+            diagnose: before the model's first training step, check up to 256 training rows
+                with :func:`fastdense.diagnostics.check_initialization` and warn once
+                (``InitializationWarning``) if a layer is dead or symmetric, the signal
+                vanishes or explodes, or values are non-finite. Default: True.
 
         Returns:
             a :class:`History` with per-epoch ``loss``, ``accuracy`` (classification),
@@ -443,6 +447,11 @@ class Sequential:
         y = self._check_y(y, len(x))
         if self.optimizer is None:
             self.compile()
+        if diagnose and not self._init_checked:
+            self._init_checked = True  # once per model, warning or not
+            from fastdense import diagnostics
+
+            diagnostics.warn_initialization(self, x, y, stacklevel=3)
         n = len(x)
         rng = np.random.default_rng(seed)
         # One shuffled copy per epoch, gathered into fixed buffers: every batch is then a
@@ -570,6 +579,7 @@ class Sequential:
         )
 
     _int_labels = True
+    _init_checked = False
 
     # -- persistence ----------------------------------------------------------------------
 
