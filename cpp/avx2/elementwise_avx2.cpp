@@ -4,7 +4,8 @@
  * The order-dependent sums emulate the 16 canonical lanes of reduce_order (exp_poly.h) with two
  * ymm registers (lanes 0-7 and 8-15; four for doubles), so they round exactly like the scalar
  * reference and the AVX-512 code. Tails use vmaskmov loads/stores rather than a scalar
- * epilogue, which keeps one code path. Compiled with -mavx2 -mfma only.
+ * epilogue, which keeps one code path. Compiled with -mavx2 -mfma only. Threads and the final
+ * order of the sums are common/elementwise_driver.h's, included at the end.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -13,7 +14,6 @@
 
 #include "fastdense/exp_poly.h"
 #include "fastdense/kernels.h"
-#include "fastdense/parallel.h"
 
 namespace fastdense {
 namespace avx2 {
@@ -21,24 +21,6 @@ namespace {
 
 constexpr int64_t kW = 8;  // floats per ymm; two of them make the 16 canonical lanes
 static_assert(2 * kW == reduce_order::kLanes, "two ymm must hold the canonical lanes");
-// Thread ranges start on 16-float (64-byte) boundaries so no two threads share a cache line.
-constexpr int64_t kAlign = 16;
-
-// Runs body(part, parts) on a team of t threads, or on the caller when t == 1 / no OpenMP.
-template <class Body>
-void run_parts(int t, const Body& body) {
-    // t: team size from threads_for; parts is the team size OpenMP actually granted.
-#ifdef _OPENMP
-    if (t > 1) {
-#pragma omp parallel num_threads(t)
-        body(omp_get_thread_num(), omp_get_num_threads());
-        return;
-    }
-#else
-    (void)t;
-#endif
-    body(0, 1);
-}
 
 inline __m256i lane_mask(int64_t rem) {
     // rem: valid elements from this ymm on (may be <= 0 or >= 8); lane l set iff l < rem.
@@ -185,6 +167,36 @@ double chunk_sum_squares(const float* x, int64_t len) {
     return tree_sum16d(acc[0], acc[1], acc[2], acc[3]);
 }
 
+void relu_forward_range(float* y, const float* x, int64_t n) {
+    // x is (n), y is (n) and may alias x.
+    // MAXPS(0, x) returns x when x is NaN or -0.0, matching the reference's x < 0 ? 0 : x.
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + kW <= n; i += kW)
+        _mm256_storeu_ps(y + i, _mm256_max_ps(zero, _mm256_loadu_ps(x + i)));
+    if (i < n) {
+        __m256i k = lane_mask(n - i);
+        _mm256_maskstore_ps(y + i, k, _mm256_max_ps(zero, _mm256_maskload_ps(x + i, k)));
+    }
+}
+
+void relu_backward_range(float* dx, const float* dy, const float* y, int64_t n) {
+    // dy, y are (n), dx is (n) and may alias dy.
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    // Ordered compare: a NaN y blocks the gradient, as y > 0 does in the reference.
+    for (; i + kW <= n; i += kW) {
+        __m256 pos = _mm256_cmp_ps(_mm256_loadu_ps(y + i), zero, _CMP_GT_OQ);
+        _mm256_storeu_ps(dx + i, _mm256_and_ps(pos, _mm256_loadu_ps(dy + i)));
+    }
+    if (i < n) {
+        __m256i k = lane_mask(n - i);
+        __m256 pos = _mm256_cmp_ps(_mm256_maskload_ps(y + i, k), zero, _CMP_GT_OQ);
+        _mm256_maskstore_ps(dx + i, k, _mm256_and_ps(pos, _mm256_maskload_ps(dy + i, k)));
+    }
+}
+
+// SgdStep's scalars as ymm constants, built once per range.
 struct SgdParams {
     __m256 lr_neg, momentum, undamped, wd, scale, clip, nclip;
     bool use_clip, use_wd, use_momentum, nesterov, first_step;
@@ -215,117 +227,27 @@ inline void sgd_vec(float* param, float* buf, const float* grad, __m256i k,
     else _mm256_storeu_ps(param, out);
 }
 
+void sgd_range(float* param, float* buf, const float* grad, int64_t n, const SgdStep& st,
+               float grad_scale) {
+    // param, grad are (n); buf is (n), or null when st.momentum == 0.
+    // Weight decay is skipped at 0 so that 0 * inf parameters do not turn g into NaN.
+    const SgdParams s{_mm256_set1_ps(-st.lr), _mm256_set1_ps(st.momentum),
+                      _mm256_set1_ps(1.0f - st.dampening), _mm256_set1_ps(st.weight_decay),
+                      _mm256_set1_ps(grad_scale), _mm256_set1_ps(st.clip_value),
+                      _mm256_set1_ps(-st.clip_value),
+                      st.clip_value > 0.0f && st.clip_value < INFINITY, st.weight_decay != 0.0f,
+                      st.momentum != 0.0f, st.nesterov, st.first_step};
+    const __m256i all = _mm256_set1_epi32(-1);
+    int64_t i = 0;
+    // One pass: each lane reads grad/param/buf once and writes param/buf once.
+    for (; i + kW <= n; i += kW)
+        sgd_vec<false>(param + i, buf ? buf + i : nullptr, grad + i, all, s);
+    if (i < n) sgd_vec<true>(param + i, buf ? buf + i : nullptr, grad + i, lane_mask(n - i), s);
+}
+
 }  // namespace
-
-void relu_forward(float* y, const float* x, int64_t n) {
-    // x is (n), y is (n) and may alias x.
-    int t = threads_for(n, (n + kAlign - 1) / kAlign);
-    run_parts(t, [&](int p, int parts) {
-        int64_t b, e;
-        split_range(n, parts, p, kAlign, &b, &e);
-        // MAXPS(0, x) returns x when x is NaN or -0.0, matching the reference's x < 0 ? 0 : x.
-        const __m256 zero = _mm256_setzero_ps();
-        int64_t i = b;
-        for (; i + kW <= e; i += kW)
-            _mm256_storeu_ps(y + i, _mm256_max_ps(zero, _mm256_loadu_ps(x + i)));
-        if (i < e) {
-            __m256i k = lane_mask(e - i);
-            _mm256_maskstore_ps(y + i, k, _mm256_max_ps(zero, _mm256_maskload_ps(x + i, k)));
-        }
-    });
-}
-
-void relu_backward(float* dx, const float* dy, const float* y, int64_t n) {
-    // dy, y are (n), dx is (n) and may alias dy.
-    int t = threads_for(n, (n + kAlign - 1) / kAlign);
-    run_parts(t, [&](int p, int parts) {
-        int64_t b, e;
-        split_range(n, parts, p, kAlign, &b, &e);
-        const __m256 zero = _mm256_setzero_ps();
-        int64_t i = b;
-        // Ordered compare: a NaN y blocks the gradient, as y > 0 does in the reference.
-        for (; i + kW <= e; i += kW) {
-            __m256 pos = _mm256_cmp_ps(_mm256_loadu_ps(y + i), zero, _CMP_GT_OQ);
-            _mm256_storeu_ps(dx + i, _mm256_and_ps(pos, _mm256_loadu_ps(dy + i)));
-        }
-        if (i < e) {
-            __m256i k = lane_mask(e - i);
-            __m256 pos = _mm256_cmp_ps(_mm256_maskload_ps(y + i, k), zero, _CMP_GT_OQ);
-            __m256 g = _mm256_and_ps(pos, _mm256_maskload_ps(dy + i, k));
-            _mm256_maskstore_ps(dx + i, k, g);
-        }
-    });
-}
-
-double softmax_xent(float* losses, float* dlogits, const float* logits, Labels labels,
-                    int64_t M, int64_t C, float grad_scale) {
-    // logits is (M,C), labels (M), losses (M), dlogits (M,C) or null.
-    int t = threads_for(M * C, M);
-    run_parts(t, [&](int p, int parts) {
-        int64_t b, e;
-        split_range(M, parts, p, 1, &b, &e);
-        for (int64_t i = b; i < e; ++i)
-            softmax_row(losses + i, dlogits ? dlogits + i * C : nullptr, logits + i * C,
-                        label_at(labels, i), C, grad_scale);
-    });
-    // Row order, in double, after the team joined: the mean cannot depend on the split.
-    double total = 0.0;
-    for (int64_t i = 0; i < M; ++i) total += static_cast<double>(losses[i]);
-    return total / static_cast<double>(M);
-}
-
-void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n, float lr,
-                float momentum, float dampening, float weight_decay, bool nesterov,
-                bool first_step, float grad_scale, float clip_value) {
-    // param, grad are (n); momentum_buf is (n), or null when momentum == 0.
-    SgdParams s;
-    s.lr_neg = _mm256_set1_ps(-lr);
-    s.momentum = _mm256_set1_ps(momentum);
-    s.undamped = _mm256_set1_ps(1.0f - dampening);
-    s.wd = _mm256_set1_ps(weight_decay);
-    s.scale = _mm256_set1_ps(grad_scale);
-    s.clip = _mm256_set1_ps(clip_value);
-    s.nclip = _mm256_set1_ps(-clip_value);
-    s.use_clip = clip_value > 0.0f && clip_value < INFINITY;
-    // Skipped at 0 so that 0 * inf parameters do not turn g into NaN (as in the reference).
-    s.use_wd = weight_decay != 0.0f;
-    s.use_momentum = momentum != 0.0f;
-    s.nesterov = nesterov;
-    s.first_step = first_step;
-    int t = threads_for(n, (n + kAlign - 1) / kAlign);
-    run_parts(t, [&](int p, int parts) {
-        int64_t b, e;
-        split_range(n, parts, p, kAlign, &b, &e);
-        float* buf = s.use_momentum ? momentum_buf : nullptr;
-        const __m256i all = _mm256_set1_epi32(-1);
-        int64_t i = b;
-        // One pass: each lane reads grad/param/buf once and writes param/buf once.
-        for (; i + kW <= e; i += kW)
-            sgd_vec<false>(param + i, buf ? buf + i : nullptr, grad + i, all, s);
-        if (i < e)
-            sgd_vec<true>(param + i, buf ? buf + i : nullptr, grad + i, lane_mask(e - i), s);
-    });
-}
-
-double sum_squares(const float* x, int64_t n) {
-    // x is (n); the result is a double.
-    const int64_t chunk = reduce_order::ssq_chunk(n);
-    const int64_t nchunks = (n + chunk - 1) / chunk;
-    double sums[reduce_order::kSsqMaxChunks];
-    int t = threads_for(n, nchunks);
-    run_parts(t, [&](int p, int parts) {
-        int64_t c0, c1;
-        split_range(nchunks, parts, p, 1, &c0, &c1);
-        for (int64_t c = c0; c < c1; ++c) {
-            int64_t len = n - c * chunk < chunk ? n - c * chunk : chunk;
-            sums[c] = chunk_sum_squares(x + c * chunk, len);
-        }
-    });
-    // Chunk sums left to right: the same additions whichever thread produced each one.
-    double total = 0.0;
-    for (int64_t c = 0; c < nchunks; ++c) total += sums[c];
-    return total;
-}
-
 }  // namespace avx2
 }  // namespace fastdense
+
+#define FASTDENSE_ISA_NS avx2
+#include "common/elementwise_driver.h"
