@@ -21,6 +21,11 @@ struct Ukernel {
 
     // B loads are full-width: the driver packs a partial-width right-edge panel.
     static constexpr bool kMaskedB = false;
+    // No separate kernel for one- or two-row batches (see the AVX-512 run_wide).
+    static constexpr int kWideRows = 0;
+    template <int R>
+    static void run_wide(int64_t, const float*, const float*, int64_t, float*, int64_t, bool,
+                         int64_t) {}
 
     template <int R>
     static void run(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,

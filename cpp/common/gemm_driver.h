@@ -14,6 +14,9 @@
 //     are readable (a packed panel, or a full-width panel of the caller's row-major matrix),
 //     or only nr of them when kMaskedB says the kernel masks its B loads.
 //   static constexpr bool kMaskedB;
+//   static constexpr int kWideRows;  and  template <int R> static void run_wide(kc, Ap, B, ldb,
+//     C, ldc, accumulate, nc): like run, for R <= kWideRows rows and all nc columns of an
+//     in-place row-major B at once (0 = not provided).
 //
 #ifndef FASTDENSE_ISA_NS
 #error "define FASTDENSE_ISA_NS before including gemm_driver.h"
@@ -139,15 +142,26 @@ void epilogue(float* C, int64_t ldc, int64_t mr, int64_t nr, int64_t ci, int64_t
             const float* m = f.mask + at;
             for (int64_t j = 0; j < nr; ++j) c[j] = m[j] > 0.0f ? c[j] : 0.0f;
         }
-        if (E == Epilogue::Sgd) {
-            // Elementwise, so updating tile rows one at a time gives the very bits of one
-            // sgd_update over the whole array.
-            const SgdStep& s = *f.sgd;
-            sgd_update(f.param + at, f.buf ? f.buf + at : nullptr, c, nr, s.lr, s.momentum,
-                       s.dampening, s.weight_decay, s.nesterov, s.first_step, 1.0f,
-                       s.clip_value);
-        }
     }
+}
+
+// The SGD "epilogue" runs once per finished block of rows rather than per tile: a tile row is
+// only 32 floats, too short to pay for a call. SGD is elementwise, so updating the block in
+// row pieces gives the very bits of one sgd_update over the whole array.
+void sgd_rows(float* C, int64_t ldc, int64_t ci, int64_t mr, int64_t cj, int64_t nc,
+              const Fuse& f) {
+    // C (mr, nc) at row ci, column cj of a (., ldc) gradient; param and buf shaped like it
+    const SgdStep& s = *f.sgd;
+    const int64_t at = ci * ldc + cj;
+    if (nc == ldc) {  // whole rows: one contiguous range
+        sgd_update(f.param + at, f.buf ? f.buf + at : nullptr, C, mr * nc, s.lr, s.momentum,
+                   s.dampening, s.weight_decay, s.nesterov, s.first_step, 1.0f, s.clip_value);
+        return;
+    }
+    for (int64_t i = 0; i < mr; ++i)
+        sgd_update(f.param + at + i * ldc, f.buf ? f.buf + at + i * ldc : nullptr, C + i * ldc,
+                   nc, s.lr, s.momentum, s.dampening, s.weight_decay, s.nesterov,
+                   s.first_step, 1.0f, s.clip_value);
 }
 
 // Calls U::run<mr> for a runtime row count 1 <= mr <= MR (one instantiation per row count).
@@ -189,6 +203,15 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
             for (int64_t ic = m0; ic < m1; ic += U::MC) {
                 const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
                 pack_a<U>(Ap, A, ic, mc, pc, kc);
+                if (direct_b && U::kMaskedB && mc <= U::kWideRows) {
+                    float* c = C + ic * ldc + jc;
+                    const float* Bj = B.at(pc, jc);
+                    if (mc == 1) U::template run_wide<1>(kc, Ap, Bj, B.rs, c, ldc, !first, nc);
+                    else U::template run_wide<U::kWideRows>(kc, Ap, Bj, B.rs, c, ldc, !first, nc);
+                    if (last) epilogue<E>(c, ldc, mc, nc, ic, jc, fuse);
+                    if (E == Epilogue::Sgd && last) sgd_rows(c, ldc, ic, mc, jc, nc, fuse);
+                    continue;
+                }
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const int nr = static_cast<int>(nc - jr < NR ? nc - jr : NR);
                     const float* Bj = Bp + jr * kc;
@@ -209,6 +232,8 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
                         if (last) epilogue<E>(c, ldc, mr, nr, ci, cj, fuse);
                     }
                 }
+                if (E == Epilogue::Sgd && last)
+                    sgd_rows(C + ic * ldc + jc, ldc, ic, mc, jc, nc, fuse);
             }
         }
     }
