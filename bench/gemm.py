@@ -1,34 +1,21 @@
-"""GEMM throughput of fastdense against numpy's BLAS, in the three forms a training step needs.
+"""GEMM in the three forms a training step needs, for one library and one shape.
 
-    python bench/gemm.py                 # 1 and 2 threads, writes bench/results/gemm.{json,md}
-    python bench/gemm.py --repeats 11 --threads 1
+    X·W     (M,K)·(K,N) -> (M,N)    forward
+    dY·Wᵀ   (M,N)·(N,K) -> (M,K)    input gradient
+    Xᵀ·dY   (K,M)·(M,N) -> (K,N)    weight gradient
 
-Each (library, thread count) runs in its own process, because OpenBLAS and OpenMP fix their
-thread pools when they load. Inside a process every case gets a warm-up, then `--repeats`
-samples of enough calls to last ~50 ms each; we report the median with min and max. Inputs and
-outputs are allocated outside the timed region and passed as `out=` buffers to both libraries.
+Inputs and outputs are allocated outside the timed region; every library writes into a
+preallocated output (fastdense ``out=``/``dw=``, ``np.matmul(out=)``, ``torch.matmul(out=)``;
+transposes are views, never copies). fastdense's weight gradient is called with
+``bias=False`` so that it computes exactly the product.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import json
-import os
-import platform
-import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-SHAPES = [(256, 1024, 1024), (1024, 1024, 1024)]  # (M, K, N): X is (M,K), W is (K,N)
-FORMS = ["X@W", "dY@W.T", "X.T@dY"]
-LIBS = ["fastdense", "numpy"]
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench import common
 
 
-def _callables(lib, form, M, K, N):
+def _callables(lib, M, K, N, threads):
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -38,152 +25,50 @@ def _callables(lib, form, M, K, N):
     Y, dX, dW = (np.empty(s, np.float32) for s in [(M, N), (M, K), (K, N)])
     if lib == "numpy":
         return {
-            "X@W": lambda: np.matmul(X, W, out=Y),
-            "dY@W.T": lambda: np.matmul(dY, W.T, out=dX),
-            "X.T@dY": lambda: np.matmul(X.T, dY, out=dW),
-        }[form]
+            "X·W": lambda: np.matmul(X, W, out=Y),
+            "dY·Wᵀ": lambda: np.matmul(dY, W.T, out=dX),
+            "Xᵀ·dY": lambda: np.matmul(X.T, dY, out=dW),
+        }, np.__version__
+    if lib == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        tX, tW, tdY, tY, tdX, tdW = map(torch.from_numpy, (X, W, dY, Y, dX, dW))
+        return {
+            "X·W": lambda: torch.matmul(tX, tW, out=tY),
+            "dY·Wᵀ": lambda: torch.matmul(tdY, tW.t(), out=tdX),
+            "Xᵀ·dY": lambda: torch.matmul(tX.t(), tdY, out=tdW),
+        }, torch.__version__
+    import fastdense
     from fastdense import _core
 
+    fastdense.set_num_threads(threads)
     return {
-        "X@W": lambda: _core.matmul_forward(X, W, out=Y),
-        "dY@W.T": lambda: _core.matmul_backward_input(dY, W, out=dX),
-        "X.T@dY": lambda: _core.matmul_backward_weight(X, dY, dw=dW, bias=False),
-    }[form]
+        "X·W": lambda: _core.matmul_forward(X, W, out=Y),
+        "dY·Wᵀ": lambda: _core.matmul_backward_input(dY, W, out=dX),
+        "Xᵀ·dY": lambda: _core.matmul_backward_weight(X, dY, dw=dW, bias=False),
+    }, fastdense.__version__
 
 
-def _time(fn, repeats, min_sample_s=0.05):
-    fn()
-    fn()  # warm-up: thread pools, packing buffers, page faults
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    inner = max(1, int(min_sample_s / one))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return samples
-
-
-def worker(lib, threads, repeats):
+def run(spec):
     rows = []
-    for M, K, N in SHAPES:
-        for form in FORMS:
-            s = _time(_callables(lib, form, M, K, N), repeats)
-            flops = 2.0 * M * K * N
-            rows.append(
-                {
-                    "lib": lib,
-                    "threads": threads,
-                    "form": form,
-                    "M": M,
-                    "K": K,
-                    "N": N,
-                    "median_s": statistics.median(s),
-                    "min_s": min(s),
-                    "max_s": max(s),
-                    "gflops_median": flops / statistics.median(s) / 1e9,
-                    "gflops_min": flops / max(s) / 1e9,
-                    "gflops_max": flops / min(s) / 1e9,
-                }
-            )
+    for shape in spec["params"]["shapes"]:
+        rows += _run_shape(spec, *shape)
+    return {"rows": rows}
+
+
+def _run_shape(spec, M, K, N):
+    lib, t = spec["lib"], spec["threads"]
+    fns, version = _callables(lib, M, K, N, t)
+    rows = []
+    for form in common.GEMM_FORMS:
+        m = common.measure(fns[form], repeats=spec["repeats"], min_sample_s=spec["min_sample_s"],
+                           warmup_s=spec["warmup_s"])
+        flops = 2.0 * M * K * N
+        rows.append(dict(
+            group="gemm", case=f"{form} {common.gemm_label(M, K, N)}", form=form,
+            shape=[M, K, N], square=(M == K == N), lib=lib, version=version, threads=t,
+            flops=flops, gflops=flops / m["median_s"] / 1e9,
+            gflops_min=flops / m["max_s"] / 1e9, gflops_max=flops / m["min_s"] / 1e9, **m,
+        ))
     return rows
-
-
-def context(threads):
-    import numpy as np
-
-    import fastdense
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        blas = f"{blas.get('name')} {blas.get('version')}"
-    except Exception:  # numpy < 2 has no dict mode; the name is context, not a result
-        blas = "unknown"
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        rev = "unknown"
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "fastdense": fastdense.__version__,
-        "isa": fastdense.active_isa(),
-        "numpy": np.__version__,
-        "blas": blas,
-        "python": platform.python_version(),
-        "git": rev,
-        "threads": threads,
-    }
-
-
-def markdown(ctx, rows):
-    out = [
-        f"GEMM GFLOP/s, median (min-max) of {ctx['repeats']} samples; "
-        f"{ctx['cpu']}, fastdense {ctx['fastdense']} ({ctx['isa']}), numpy {ctx['numpy']} "
-        f"({ctx['blas']}), git {ctx['git']}, {ctx['date']}.",
-        "",
-        "| threads | M×K×N | form | fastdense | numpy | ratio |",
-        "|---|---|---|---|---|---|",
-    ]
-    key = {(r["lib"], r["threads"], r["form"], r["M"], r["K"], r["N"]): r for r in rows}
-    for (lib, t, form, M, K, N), r in key.items():
-        if lib != "fastdense" or ("numpy", t, form, M, K, N) not in key:
-            continue
-        n = key[("numpy", t, form, M, K, N)]
-
-        def cell(x):
-            return f"{x['gflops_median']:.1f} ({x['gflops_min']:.1f}-{x['gflops_max']:.1f})"
-
-        ratio = r["gflops_median"] / n["gflops_median"]
-        out.append(f"| {t} | {M}×{K}×{N} | {form} | {cell(r)} | {cell(n)} | {ratio:.2f}× |")
-    return "\n".join(out) + "\n"
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--out", type=Path, default=RESULTS / "gemm")
-    ap.add_argument("--worker", nargs=2, metavar=("LIB", "THREADS"), help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-
-    if args.worker:
-        lib, t = args.worker[0], int(args.worker[1])
-        json.dump(worker(lib, t, args.repeats), sys.stdout)
-        return
-
-    rows = []
-    for t in args.threads:
-        env = dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t),
-                   MKL_NUM_THREADS=str(t))
-        for lib in LIBS:
-            res = subprocess.run(
-                [sys.executable, __file__, "--worker", lib, str(t), "--repeats",
-                 str(args.repeats)],
-                env=env, capture_output=True, text=True, check=True,
-            )
-            rows += json.loads(res.stdout)
-    ctx = dict(context(args.threads), repeats=args.repeats)
-    table = markdown(ctx, rows)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"context": ctx, "rows": rows}, indent=1))
-    args.out.with_suffix(".md").write_text(table)
-
-
-if __name__ == "__main__":
-    main()

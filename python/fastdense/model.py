@@ -464,8 +464,10 @@ class Sequential:
             t0 = time.perf_counter()
             if shuffle:
                 perm = rng.permutation(n)
-                np.take(x, perm, axis=0, out=xs)
-                np.take(y, perm, axis=0, out=ys)
+                # mode="clip" writes straight into the buffer ("raise" goes through a
+                # temporary copy of the whole dataset); perm is a permutation, so in range.
+                np.take(x, perm, axis=0, out=xs, mode="clip")
+                np.take(y, perm, axis=0, out=ys, mode="clip")
             total_loss, correct = 0.0, 0
             if bar:
                 bar.start_epoch(epoch)

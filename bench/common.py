@@ -1,0 +1,255 @@
+"""Shared pieces of the suite: thread settings, timing, shapes, initial weights, data.
+
+Only the standard library is imported at module level: ``thread_env`` and ``pin`` run in the
+worker before numpy, torch or jax is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import statistics
+import time
+
+# --------------------------------------------------------------------------- what is measured
+
+GEMM_FORMS = ["X·W", "dY·Wᵀ", "Xᵀ·dY"]
+# (M, K, N): X is (M, K), W is (K, N), dY is (M, N). Every form costs 2·M·K·N FLOPs.
+GEMM_SQUARE = [256, 512, 1024, 2048, 4096]
+GEMM_SQUARE_QUICK = [256, 1024]
+GEMM_SMALL = [(100, 784, 100), (100, 100, 10)]
+
+# name -> (layer sizes, batch size)
+STEP_CONFIGS = {
+    "784-100-10 b100": ([784, 100, 10], 100),
+    "784-100-10 b1": ([784, 100, 10], 1),
+    "784-1024-1024-10 b256": ([784, 1024, 1024, 10], 256),
+    "4096-4096-4096-10 b1024": ([4096, 4096, 4096, 10], 1024),
+}
+STEP_CONFIGS_QUICK = ["784-100-10 b100", "784-100-10 b1", "784-1024-1024-10 b256"]
+STEP_LR, STEP_MOMENTUM = 0.01, 0.9
+
+EPOCH_SIZES, EPOCH_BATCH = [784, 100, 10], 100
+EPOCH_LR, EPOCH_MOMENTUM, EPOCH_SEED = 0.05, 0.9, 0
+
+LIBS = {
+    "peak": ["fastdense"],
+    "gemm": ["fastdense", "numpy", "torch"],
+    "step": ["fastdense", "numpy", "torch", "jax"],
+    "profile": ["fastdense"],
+    "epoch": ["fastdense", "torch"],
+}
+GROUPS = list(LIBS)
+
+
+def gemm_label(M, K, N):
+    if M == K == N:
+        return f"{M}³"
+    return f"{M}×{K}·{K}×{N}"
+
+
+def step_matmul_flops(sizes, m):
+    """FLOPs of the matrix products in one training step: forward 2·m·Σ(in·out), backward
+    twice that (weight and input gradients) minus the first layer's input gradient, which no
+    library computes."""
+    fwd = 2 * m * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return 3 * fwd - 2 * m * sizes[0] * sizes[1]
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def thread_env(threads: int) -> dict:
+    """Environment variables that fix every library's thread count to ``threads``."""
+    t = str(threads)
+    env = {
+        "OMP_NUM_THREADS": t,
+        "OPENBLAS_NUM_THREADS": t,
+        "MKL_NUM_THREADS": t,
+        "BLIS_NUM_THREADS": t,
+        "VECLIB_MAXIMUM_THREADS": t,
+        "NUMEXPR_NUM_THREADS": t,
+        "JAX_PLATFORMS": "cpu",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    if threads == 1:
+        # XLA sizes its CPU thread pool from the schedulable CPUs (the affinity mask set by
+        # `pin`), which is what actually limits JAX here; these flags additionally keep Eigen
+        # single-threaded. XLA accepts the second token silently.
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return env
+
+
+def pin(cores):
+    """Restrict this process (and the threads it creates later) to ``cores``."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(cores))
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _busy_ticks(cpus):
+    """Busy clock ticks (everything but idle and iowait, steal included) of ``cpus``, from
+    /proc/stat; None where that is not available."""
+    try:
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    total = 0
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu" and int(name[3:]) in cpus:
+            v = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+            total += v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+    return total
+
+
+class LoadMeter:
+    """How much of this process's cores something else used while it ran: (busy time of the
+    pinned cores − this process's CPU time) / wall time, in cores (0 = the cores were ours).
+    Resolution is one clock tick (10 ms) per core, so short windows read ±0.1 core."""
+
+    def __init__(self):
+        self.cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def start(self):
+        self.t0, self.c0, self.b0 = time.perf_counter(), cpu_seconds(), _busy_ticks(self.cpus)
+
+    def stop(self):
+        wall = time.perf_counter() - self.t0
+        own = cpu_seconds() - self.c0
+        b1 = _busy_ticks(self.cpus)
+        util = own / wall if wall > 0 else None
+        if b1 is None or self.b0 is None or wall <= 0:
+            return util, None
+        return util, max(0.0, ((b1 - self.b0) / self.hz - own) / wall)
+
+
+def maxrss_mb():
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def measure(fn, *, repeats, min_sample_s=0.05, warmup_s=0.1, sync=None):
+    """Time ``fn``: warm up, then ``repeats`` samples of ``inner`` calls lasting at least
+    ``min_sample_s`` each. ``sync(result)`` (JAX's block_until_ready) runs after every warm-up
+    call and after the last call of every sample, so asynchronous libraries are timed to
+    completion while consecutive calls may still overlap, as they do in a training loop.
+
+    Returns a dict with per-call seconds (median, min, max over samples), the samples, the
+    number of calls per sample, and ``cpu_util``: CPU seconds of all this process's threads
+    divided by wall seconds over the samples (≈ the number of busy threads), and
+    ``foreign_load``: cores' worth of other processes' work on the pinned cores meanwhile.
+    """
+    sync = sync or (lambda r: None)
+    sync(fn())  # first call: compilation, thread pools, buffers, page faults
+    t_start, calls = time.perf_counter(), 0
+    while True:
+        t0 = time.perf_counter()
+        sync(fn())
+        one = time.perf_counter() - t0
+        calls += 1
+        if time.perf_counter() - t_start >= warmup_s:
+            break
+    inner = max(1, math.ceil(min_sample_s / max(one, 1e-9)))
+    samples = []
+    meter = LoadMeter()
+    meter.start()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = None
+        for _ in range(inner):
+            r = fn()
+        sync(r)
+        samples.append((time.perf_counter() - t0) / inner)
+    util, foreign = meter.stop()
+    return {
+        "median_s": statistics.median(samples),
+        "min_s": min(samples),
+        "max_s": max(samples),
+        "samples_s": samples,
+        "inner": inner,
+        "cpu_util": util,
+        "foreign_load": foreign,
+    }
+
+
+# --------------------------------------------------------------------------- weights and data
+
+
+def init_weights(sizes, seed=0):
+    """He-normal hidden kernels, Glorot-uniform output kernel, zero biases, as float32
+    ``[(W (in, out), b (out,)), ...]``: the same starting point for every library."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i < len(sizes) - 2:
+            w = rng.standard_normal((fan_in, fan_out)) * math.sqrt(2.0 / fan_in)
+        else:
+            lim = math.sqrt(6.0 / (fan_in + fan_out))
+            w = rng.uniform(-lim, lim, (fan_in, fan_out))
+        out.append((w.astype(np.float32), np.zeros(fan_out, np.float32)))
+    return out
+
+
+def step_batch(sizes, m, seed=1):
+    """A standard-normal input batch and random labels (int64)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], m).astype(np.int64)
+    return x, y
+
+
+def load_fashion_mnist(via_package: bool):
+    """Full Fashion-MNIST through ``fastdense.data.load_fashion_mnist``; the embedded subset
+    (with a note) when it is not available.
+
+    ``via_package=False`` loads ``fastdense/data.py`` as a standalone module (it depends on
+    numpy only) so that a peer's process does not also load fastdense's compiled core and its
+    OpenMP runtime, which would count against the peer's memory.
+    Returns ``((x_train, y_train), (x_test, y_test), source_note)``.
+    """
+    if via_package:
+        from fastdense import data
+    else:
+        import importlib.util
+
+        spec = importlib.util.find_spec("fastdense")
+        pkg_dir = spec.submodule_search_locations[0]
+        mspec = importlib.util.spec_from_file_location(
+            "_bench_fastdense_data", os.path.join(pkg_dir, "data.py"))
+        data = importlib.util.module_from_spec(mspec)
+        import sys
+
+        sys.modules[mspec.name] = data  # dataclasses look their module up there
+        mspec.loader.exec_module(data)
+    try:
+        # Only the fastdense process may download (it runs first); the peer then finds the
+        # same files in the cache.
+        train, test = data.load_fashion_mnist(download=via_package, timeout=15)
+        return train, test, "full Fashion-MNIST (60000 train / 10000 test)"
+    except (data.DataNotFoundError, OSError) as e:
+        note = ("Fashion-MNIST not available ("
+                + str(e).splitlines()[0] + "); used the embedded 6000/1000 subset")
+    if via_package:
+        train, test = data.load_embedded()
+    else:
+        import numpy as np
+
+        with np.load(os.path.join(pkg_dir, "_data", "fashion_mnist_small.npz")) as z:
+            train = data._prepare(z["x_train"], z["y_train"], True, "embedded")
+            test = data._prepare(z["x_test"], z["y_test"], True, "embedded")
+    return train, test, note

@@ -1,0 +1,53 @@
+"""Peak probe: measured FP32 FMA throughput of the active ISA (``_core.peak_gflops``).
+
+Every other figure is stated as a percentage of the peak measured for the same thread count.
+The reference is the best sample (``gflops_max``): the probe can only be slowed down by other
+load on the machine, never sped up, so the best sample is the closest to the hardware's limit
+and the percentages derived from it are conservative.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+
+def _blas_name(np):
+    try:
+        cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{cfg.get('name')} {cfg.get('version')}"
+    except Exception:  # numpy < 2 has no dict mode; the name is context, not a result
+        return "unknown"
+
+
+def run(spec):
+    import numpy as np
+
+    import fastdense
+    from fastdense import _core
+
+    t = spec["threads"]
+    fastdense.set_num_threads(t)
+    seconds = 0.2
+    _core.peak_gflops(t, 0.05)  # warm-up: wake the cores, start the OpenMP team
+    samples = [_core.peak_gflops(t, seconds) for _ in range(spec["repeats"])]
+    row = {
+        "group": "peak",
+        "case": f"FMA peak {t}T" + (", end of suite" if spec["params"].get("again") else ""),
+        "lib": "fastdense",
+        "threads": t,
+        "gflops": statistics.median(samples),
+        "gflops_min": min(samples),
+        "gflops_max": max(samples),
+        "samples_gflops": samples,
+        "probe_s": seconds,
+    }
+    ctx = {
+        "fastdense": fastdense.__version__,
+        "isa": fastdense.active_isa(),
+        "compiled_isas": list(fastdense.compiled_isas()),
+        "supported_isas": list(fastdense.supported_isas()),
+        "openmp": bool(_core.has_openmp() if callable(_core.has_openmp) else _core.has_openmp),
+        "numpy": np.__version__,
+        "blas": _blas_name(np),
+    }
+    return {"rows": [row], "context": ctx}

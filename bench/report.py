@@ -1,0 +1,402 @@
+"""Markdown report (and PNG plots) generated from a suite JSON.
+
+    python -m bench.report bench/results/latest.json      # writes latest.md and latest-*.png
+
+Everything in the report is computed from the JSON's rows, so a report can be regenerated,
+or the bar re-judged, without re-running anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench.common import GEMM_FORMS, STEP_CONFIGS
+
+PEERS = ["numpy", "torch", "jax"]
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _t(s):
+    """Seconds in a readable unit."""
+    if s is None:
+        return "–"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+CONTENDED = 0.25
+
+
+def _dag(r):
+    """† marks a case during which other processes used our cores (see the notes)."""
+    return " †" if (r.get("foreign_load") or 0.0) > CONTENDED else ""
+
+
+def _trange(r):
+    return f"{_t(r['median_s'])} ({_t(r['min_s'])}–{_t(r['max_s'])}){_dag(r)}"
+
+
+def _g(r):
+    return f"{r['gflops']:.1f} ({r['gflops_min']:.1f}–{r['gflops_max']:.1f}){_dag(r)}"
+
+
+def _x(v):
+    return "–" if v is None else f"{v:.2f}×"
+
+
+def _pct(v):
+    return "–" if v is None else f"{v:.0f}%"
+
+
+def _table(header, body):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+    return out
+
+
+class Rows:
+    def __init__(self, rows):
+        self.rows = rows
+        self.idx = {(r["group"], r["case"], r["lib"], r["threads"]): r for r in rows}
+
+    def get(self, group, case, lib, threads):
+        return self.idx.get((group, case, lib, threads))
+
+    def where(self, **kw):
+        return [r for r in self.rows if all(r.get(k) == v for k, v in kw.items())]
+
+
+# --------------------------------------------------------------------------- the bar
+
+
+def _status(ok, missing=None):
+    if missing:
+        return f"n/a ({missing})"
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def bar(R, ctx):
+    """Each row of the issue's bar: (row, target, measured, status)."""
+    out = []
+
+    # GEMM square, 1 thread: >= 1.0x numpy everywhere, >= 90 % of peak at >= 1024
+    fd = [r for r in R.where(group="gemm", lib="fastdense", threads=1) if r["square"]]
+    with_np = [r for r in fd if "numpy" in r.get("ratio", {})]
+    big = [r for r in fd if r["shape"][0] >= 1024 and r.get("pct_peak") is not None]
+    sizes = sorted({r["shape"][0] for r in fd})
+    if not with_np or not big:
+        out.append(("GEMM 256³…4096³, 3 forms, 1 thread", "≥ 1.0× numpy; ≥ 90% peak at ≥ 1024",
+                    "–", _status(False, "numpy or sizes ≥ 1024 not measured")))
+    else:
+        w = min(with_np, key=lambda r: r["ratio"]["numpy"])
+        p = min(big, key=lambda r: r["pct_peak"])
+        ok = w["ratio"]["numpy"] >= 1.0 and p["pct_peak"] >= 90
+        note = "" if sizes == [256, 512, 1024, 2048, 4096] else f" (sizes run: {sizes})"
+        out.append(("GEMM 256³…4096³, 3 forms, 1 thread", "≥ 1.0× numpy; ≥ 90% peak at ≥ 1024",
+                    f"min {w['ratio']['numpy']:.2f}× ({w['case']}); min {p['pct_peak']:.0f}% "
+                    f"({p['case']}){note}", _status(ok)))
+
+    small = [r for r in R.where(group="gemm", lib="fastdense", threads=1)
+             if not r["square"] and "numpy" in r.get("ratio", {})]
+    if small:
+        w = min(small, key=lambda r: r["ratio"]["numpy"])
+        out.append(("GEMM 100×784·784×100 and 100×100·100×10, 3 forms, 1 thread", "≥ 1.3× numpy",
+                    f"min {w['ratio']['numpy']:.2f}× ({w['case']})",
+                    _status(w["ratio"]["numpy"] >= 1.3)))
+    else:
+        out.append(("GEMM small shapes, 1 thread", "≥ 1.3× numpy", "–", _status(False, "not measured")))
+
+    sc = [r for r in R.where(group="gemm", lib="fastdense", threads=2)
+          if r["square"] and r["shape"][0] >= 512 and "scaling_vs_1t" in r]
+    if sc:
+        w = min(sc, key=lambda r: r["scaling_vs_1t"])
+        out.append(("GEMM 2 threads, ≥ 512, 3 forms", "≥ 1.85× own 1-thread",
+                    f"min {w['scaling_vs_1t']:.2f}× ({w['case']})", _status(w["scaling_vs_1t"] >= 1.85)))
+    else:
+        out.append(("GEMM 2 threads, ≥ 512", "≥ 1.85× own 1-thread", "–",
+                    _status(False, "1 and 2 threads at ≥ 512 not both measured")))
+
+    step_bar = [
+        ("784-100-10 b100", {"jax": 2.0, "torch": 3.0}, None),
+        ("784-100-10 b1", {"jax": 3.0, "torch": 10.0}, None),
+        ("784-1024-1024-10 b256", {"jax": 1.25}, 85),
+        ("4096-4096-4096-10 b1024", {"jax": 1.1}, 90),
+    ]
+    for name, mins, pct in step_bar:
+        target = ", ".join(f"≥ {v:g}× {k}" for k, v in mins.items())
+        if pct:
+            target += f", ≥ {pct}% peak"
+        r = R.get("step", name, "fastdense", 2)
+        if r is None:
+            out.append((f"step {name}, 2 threads", target, "–", _status(False, "not measured")))
+            continue
+        parts, ok, missing = [], True, []
+        for peer, need in mins.items():
+            v = r.get("ratio", {}).get(peer)
+            if v is None:
+                missing.append(peer)
+                continue
+            parts.append(f"{v:.2f}× {peer}")
+            ok &= v >= need
+        if pct:
+            parts.append(f"{r['pct_peak']:.0f}% peak" if r.get("pct_peak") is not None else "peak ?")
+            ok &= (r.get("pct_peak") or 0) >= pct
+        out.append((f"step {name}, 2 threads", target, "; ".join(parts),
+                    _status(ok, (", ".join(missing) + " not measured") if missing else None)))
+
+    fe, te = R.get("epoch", R_EPOCH, "fastdense", 2), R.get("epoch", R_EPOCH, "torch", 2)
+    if fe and te:
+        ratio, dacc = fe["ratio"].get("torch"), fe["test_acc"] - te["test_acc"]
+        out.append(("Fashion-MNIST epoch 784-100-10 b100, 2 threads", "≥ 3× torch, test acc ± 0.01",
+                    f"{ratio:.2f}× torch; acc {fe['test_acc']:.4f} vs {te['test_acc']:.4f} "
+                    f"(Δ {dacc:+.4f})", _status(ratio >= 3 and abs(dacc) <= 0.01)))
+        out.append(("peak RSS of that epoch", "≤ torch's",
+                    f"{fe['rss_end_mb']:.0f} MiB vs {te['rss_end_mb']:.0f} MiB",
+                    _status(fe["rss_end_mb"] <= te["rss_end_mb"])))
+    else:
+        for what in ("Fashion-MNIST epoch, 2 threads", "peak RSS of that epoch"):
+            out.append((what, "vs torch", "–", _status(False, "fastdense or torch epoch not measured")))
+    return out
+
+
+R_EPOCH = "Fashion-MNIST epoch 784-100-10 b100"
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def markdown(data, plots=()):
+    ctx, notes, R = data["context"], data.get("notes", []), Rows(data["rows"])
+    v = ctx.get("versions", {})
+    threads = sorted({r["threads"] for r in R.rows})
+    L = ["# fastdense benchmark results", ""]
+    L += [f"{'Quick run' if ctx.get('quick') else 'Run'} of {ctx.get('date')}, "
+          f"`{ctx.get('command', 'python -m bench')}`, {ctx.get('suite_wall_s', 0):.0f} s. "
+          "Times are medians of repeated samples with (min–max); every figure comes from "
+          "the JSON next to this file (`python -m bench.report <json>` regenerates it).", ""]
+    L += _table(["context", ""], [
+        ["CPU", f"{ctx.get('cpu')} ({ctx.get('cores')} cores)"],
+        ["fastdense", f"{v.get('fastdense')}, ISA {ctx.get('isa')} (compiled {ctx.get('compiled_isas')}, "
+                      f"OpenMP {ctx.get('openmp')})"],
+        ["numpy", f"{ctx.get('numpy') or v.get('numpy')} ({ctx.get('blas')})"],
+        ["torch", v.get("torch") or "not installed"],
+        ["jax", f"{v.get('jax')} (jaxlib {v.get('jaxlib')})" if v.get("jax") else "not installed"],
+        ["python", f"{ctx.get('python')}, {ctx.get('platform')}"],
+        ["git", ctx.get("git")],
+        ["threads", ", ".join(map(str, ctx.get("threads", [])))],
+        ["timing", ", ".join(f"{k} {v_}" for k, v_ in ctx.get("timing", {}).items())],
+    ])
+    if notes:
+        L += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+
+    L += ["", "## The bar", "",
+          "Ratios are fastdense's speed over the peer's (peer median time / fastdense median "
+          "time) in the same run, 2 threads unless said; % peak is against the FMA peak "
+          "measured for the same thread count.", ""]
+    L += _table(["row", "target", "measured", "result"], bar(R, ctx))
+
+    # peak
+    peaks = R.where(group="peak")
+    if peaks:
+        L += ["", "## Peak probe", "",
+              f"`_core.peak_gflops(threads, 0.2 s)`: FP32 FMA throughput of the active ISA "
+              f"({ctx.get('isa')}). The best sample is the reference for every % of peak "
+              "(other load can only slow the probe down).", ""]
+        ref = ctx.get("peak_ref_gflops", {})
+        L += _table(["probe", "GFLOP/s median (min–max)", "reference (best sample)"],
+                    [[r["case"], _g(r), f"{ref.get(str(r['threads']), r['gflops_max']):.1f}"]
+                     for r in sorted(peaks, key=lambda r: r["threads"])])
+
+    # GEMM
+    gem = R.where(group="gemm")
+    if gem:
+        L += ["", "## GEMM", "",
+              "GFLOP/s (2·M·K·N / median time), median (min–max); % of the measured peak for the "
+              "same thread count; ratios are fastdense / peer. Outputs preallocated for every "
+              "library; transposes are views.", ""]
+        shapes = []
+        for r in gem:
+            if r["shape"] not in shapes:
+                shapes.append(r["shape"])
+        shapes.sort(key=lambda s: (not (s[0] == s[1] == s[2]), s[0] * s[1] * s[2]))
+        for t in threads:
+            head = ["shape", "form", "fastdense", "% peak", "numpy", "torch", "× numpy", "× torch"]
+            if t != 1:
+                head.append("× own 1T")
+            body = []
+            for s in shapes:
+                for form in GEMM_FORMS:
+                    case = next((r["case"] for r in gem if r["shape"] == s and r["form"] == form), None)
+                    f = R.get("gemm", case, "fastdense", t)
+                    if f is None:
+                        continue
+                    row = [case.split(" ", 1)[1], form, _g(f), _pct(f.get("pct_peak"))]
+                    for peer in ("numpy", "torch"):
+                        p = R.get("gemm", case, peer, t)
+                        row.append(f"{_g(p)} {_pct(p.get('pct_peak'))}" if p else "–")
+                    row += [_x(f.get("ratio", {}).get("numpy")), _x(f.get("ratio", {}).get("torch"))]
+                    if t != 1:
+                        row.append(_x(f.get("scaling_vs_1t")))
+                    body.append(row)
+            L += ["", f"**{t} thread{'s' if t > 1 else ''}**", ""] + _table(head, body)
+
+    # step
+    steps = R.where(group="step")
+    if steps:
+        L += ["", "## Training step", "",
+              "One step: forward, softmax cross-entropy, backward, SGD momentum 0.9 (lr 0.01); "
+              "same initial weights and batch for every library. fastdense = `model.train_step`; "
+              "numpy = hand-written step on preallocated buffers; torch = eager `nn.Linear`/"
+              "`F.cross_entropy`/`optim.SGD`/`zero_grad(set_to_none=True)`; jax = whole step "
+              "jitted, params and momentum donated. GFLOP/s and % peak count the step's matmul "
+              "FLOPs only (forward 2·m·Σ in·out, backward twice that minus the first layer's "
+              "input gradient).", ""]
+        for t in threads:
+            body = []
+            for name in STEP_CONFIGS:
+                f = R.get("step", name, "fastdense", t)
+                if f is None:
+                    continue
+                row = [name, _trange(f)]
+                for peer in PEERS:
+                    p = R.get("step", name, peer, t)
+                    row.append(_trange(p) if p else "–")
+                row += [_x(f.get("ratio", {}).get(p_)) for p_ in PEERS]
+                row += [f"{f['gflops']:.1f}", _pct(f.get("pct_peak")), f"{f['samples_per_s']:,.0f}"]
+                body.append(row)
+            L += ["", f"**{t} thread{'s' if t > 1 else ''}**", ""]
+            L += _table(["config", "fastdense", "numpy", "torch", "jax", "× numpy", "× torch",
+                         "× jax", "fd GFLOP/s", "fd % peak", "fd samples/s"], body)
+
+    # profile
+    prof = R.where(group="profile")
+    if prof:
+        L += ["", "## Where fastdense's step goes", "",
+              "Every call into `fastdense._core` during `train_step`, timed from Python (see "
+              "`bench/step_profile.py`); per step; GEMM GFLOP/s per kernel call. The rest of "
+              "the step is the Python layer and binding overhead.", ""]
+        for r in prof:
+            body = []
+            for k in r["kernels"]:
+                shp = " · ".join("×".join(map(str, s)) for s in k["shapes"] if s)
+                body.append([k["kernel"], shp, f"{k['calls_per_step']:g}", _t(k["s_per_step"]),
+                             _pct(k["pct_of_step"]),
+                             f"{k['gflops']:.1f}" if k.get("gflops") else "–"])
+            body.append(["Python + binding overhead", "", "", _t(r["overhead_s"]),
+                         _pct(100 * r["overhead_s"] / r["proxied_step_s"]), ""])
+            body.append(["step (profiled / plain median)", "", "",
+                         f"{_t(r['proxied_step_s'])} / {_t(r['step_median_s'])}", "", ""])
+            L += ["", f"**{r['config']}, {r['threads']} thread{'s' if r['threads'] > 1 else ''}**", ""]
+            L += _table(["call from Python", "operands", "calls", "time/step", "% step", "GFLOP/s"], body)
+            comps = r.get("components")
+            if comps:
+                body = [[c["part"], f"`{c['kernel']}`", _trange(c),
+                         _pct(100 * c["median_s"] / r["components_s"]),
+                         f"{c['gflops']:.1f}" if c.get("gflops") else "–"] for c in comps]
+                body.append(["sum of the parts", "", _t(r["components_s"]), "", ""])
+                L += ["", "Its kernels one at a time on the same shapes (each warm, so a lower "
+                      "bound for the same work inside a step):", ""]
+                L += _table(["part", "kernel", "time", "% of sum", "GFLOP/s"], body)
+            elif r.get("components_error"):
+                L += ["", f"(kernel-by-kernel breakdown unavailable: {r['components_error']})"]
+
+    # epoch
+    ep = R.where(group="epoch")
+    if ep:
+        L += ["", "## Fashion-MNIST epoch", "",
+              "784-100-10, batch 100, SGD lr 0.05 momentum 0.9, one epoch from the same initial "
+              "weights in the same batch order; time excludes data loading and evaluation. "
+              "RSS is `ru_maxrss` of the case process (its peak resident set): after loading "
+              "the data, and at the end — interpreter, imported libraries, the float32 dataset, "
+              "the epoch's shuffled copy, model, optimizer and autograd state, test evaluation.", ""]
+        body = []
+        for r in sorted(ep, key=lambda r: (r["threads"], r["lib"] != "fastdense")):
+            body.append([r["lib"], r["threads"], _trange(r), _x(r.get("ratio", {}).get("torch")),
+                         f"{r['samples_per_s']:,.0f}", f"{r['train_loss']:.4f}",
+                         f"{r['test_acc']:.4f}", f"{r['rss_after_load_mb']:.0f}",
+                         f"{r['rss_end_mb']:.0f}"])
+        L += _table(["library", "threads", "epoch time", "× torch", "samples/s", "train loss",
+                     "test acc", "RSS after load (MiB)", "RSS end (MiB)"], body)
+        data_note = ep[0].get("data")
+        if data_note:
+            L += ["", f"Data: {data_note}."]
+
+    # threads really used
+    def busy(r):
+        return f"{r['cpu_util']:.2f}{_dag(r)}" if r and r.get("cpu_util") is not None else "–"
+
+    big = max((r["shape"][0] for r in R.where(group="gemm") if r["square"]), default=None)
+    cfgs = [c for c in STEP_CONFIGS if R.where(group="step", case=c)]
+    if R.rows:
+        libs = [lib for lib in ["fastdense", *PEERS] if any(r["lib"] == lib for r in R.rows)]
+        head = ["library", "threads"]
+        if big:
+            head.append(f"GEMM X·W {big}³")
+        head += [f"step {c}" for c in cfgs] + ["epoch"]
+        body = []
+        for t in threads:
+            for lib in libs:
+                row = [lib, t]
+                if big:
+                    row.append(busy(R.get("gemm", f"X·W {big}³", lib, t)))
+                row += [busy(R.get("step", c, lib, t)) for c in cfgs]
+                row.append(busy(R.get("epoch", R_EPOCH, lib, t)))
+                body.append(row)
+        L += ["", "## Threads actually busy", "",
+              "CPU seconds of all the case process's threads / wall seconds over the timed "
+              "samples: close to the thread count when the library really used its threads, "
+              "lower where it leaves a thread idle (small problems, its own threading policy) or "
+              "where another process took the core (†).", ""]
+        L += _table(head, body)
+
+    if plots:
+        L += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    L += ["", "## Method", "",
+          "Each case (group × library × thread count × shape/config) runs in its own process, "
+          "pinned with `os.sched_setaffinity` to the first N cores, with OMP/OpenBLAS/MKL thread "
+          "variables set before import, `fastdense.set_num_threads(N)`, `torch.set_num_threads(N)`; "
+          "JAX is limited by the affinity mask (XLA sizes its pool from the schedulable CPUs) and, "
+          "for 1 thread, `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false "
+          "intra_op_parallelism_threads=1`. Setup is outside the timed region; warm-up (for JAX "
+          "including compilation and `block_until_ready`), then samples of ≥ 50 ms each "
+          "(as many calls as that takes), median with min–max."]
+    return "\n".join(L) + "\n"
+
+
+def write(json_path, plots=True):
+    """Write ``<prefix>.md`` (and ``<prefix>-*.png`` if matplotlib is available) next to the
+    JSON; return the markdown path."""
+    json_path = Path(json_path)
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    prefix = json_path.with_suffix("")
+    made = []
+    if plots:
+        from bench import plots as _plots
+
+        made, note = _plots.make(data, prefix)
+        if note:
+            data.setdefault("notes", []).append(note)
+    md = prefix.with_name(prefix.name + ".md")
+    md.write_text(markdown(data, made), encoding="utf-8")
+    return md
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n")[0])
+    ap.add_argument("json", type=Path)
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args(argv)
+    md = write(args.json, plots=not args.no_plots)
+    print(md.read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
