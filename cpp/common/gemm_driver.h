@@ -114,13 +114,24 @@ void pack_b(float* dst, View B, int64_t k0, int64_t kc, int64_t j0, int64_t nc) 
                 for (int64_t j = 0; j < nr; ++j) dk[j] = s[j];
                 for (int64_t j = nr; j < NR; ++j) dk[j] = 0.0f;
             }
-        } else {  // transposed B (dY·Wᵀ): walk each source row once
-            for (int64_t j = 0; j < nr; ++j) {
-                const float* s = B.at(k0, j0 + jr + j);
-                for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = s[k * B.rs];
+        } else {  // transposed B (dY·Wᵀ): a transpose in blocks of 8 k
+            // Reading 8 consecutive k of each of the NR source rows, then writing 8 whole
+            // panel rows, keeps both sides in a few cache lines (a column-at-a-time walk
+            // wrote with an NR-float stride and was the slowest part of dY·Wᵀ).
+            const float* s0 = B.at(k0, j0 + jr);
+            int64_t k = 0;
+            for (; k + 8 <= kc; k += 8) {
+                for (int64_t j = 0; j < nr; ++j) {
+                    const float* s = s0 + j * B.cs + k * B.rs;
+                    for (int64_t q = 0; q < 8; ++q) d[(k + q) * NR + j] = s[q * B.rs];
+                }
+                for (int64_t q = 0; q < 8; ++q)
+                    for (int64_t j = nr; j < NR; ++j) d[(k + q) * NR + j] = 0.0f;
             }
-            for (int64_t k = 0; k < kc; ++k)
+            for (; k < kc; ++k) {
+                for (int64_t j = 0; j < nr; ++j) d[k * NR + j] = s0[j * B.cs + k * B.rs];
                 for (int64_t j = nr; j < NR; ++j) d[k * NR + j] = 0.0f;
+            }
         }
     }
 }
