@@ -19,6 +19,8 @@ GEMM_FORMS = ["X·W", "dY·Wᵀ", "Xᵀ·dY"]
 GEMM_SQUARE = [256, 512, 1024, 2048, 4096]
 GEMM_SQUARE_QUICK = [256, 1024]
 GEMM_SMALL = [(100, 784, 100), (100, 100, 10)]
+# A batch of 256 through a 1024-wide layer: the foundation issue's first speed figure.
+GEMM_RECT = [(256, 1024, 1024)]
 
 # name -> (layer sizes, batch size)
 STEP_CONFIGS = {

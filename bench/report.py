@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.common import GEMM_FORMS, STEP_CONFIGS
+from bench.common import GEMM_FORMS, GEMM_SMALL, STEP_CONFIGS
 
 PEERS = ["numpy", "torch", "jax"]
 
@@ -105,7 +105,7 @@ def bar(R, ctx):
                     f"({p['case']}){note}", _status(ok)))
 
     small = [r for r in R.where(group="gemm", lib="fastdense", threads=1)
-             if not r["square"] and "numpy" in r.get("ratio", {})]
+             if tuple(r["shape"]) in GEMM_SMALL and "numpy" in r.get("ratio", {})]
     if small:
         w = min(small, key=lambda r: r["ratio"]["numpy"])
         out.append(("GEMM 100×784·784×100 and 100×100·100×10, 3 forms, 1 thread", "≥ 1.3× numpy",

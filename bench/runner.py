@@ -90,7 +90,8 @@ def plan(args):
     cases += peak
     if "gemm" in groups:
         sizes = common.GEMM_SQUARE_QUICK if quick else common.GEMM_SQUARE
-        shapes = [[n, n, n] for n in sizes] + [list(s) for s in common.GEMM_SMALL]
+        shapes = ([[n, n, n] for n in sizes] + [list(s) for s in common.GEMM_RECT]
+                  + [list(s) for s in common.GEMM_SMALL])
         cases += specs("gemm", "shapes", shapes, threads)
     configs = common.STEP_CONFIGS_QUICK if quick else list(common.STEP_CONFIGS)
     if quick:
