@@ -55,6 +55,7 @@ struct Fuse {
     const SgdStep* sgd = nullptr;  // Sgd: update param (like C) with the finished tile
     float* param = nullptr;
     float* buf = nullptr;
+    int64_t k_total = 0;  // the reduction length: the epilogue runs after its last block
 };
 
 // Per-thread packing buffers, grown on demand and kept: the hot path allocates nothing after
@@ -192,60 +193,80 @@ inline void run_rows(int mr, int64_t kc, const float* Ap, const float* B, int64_
 // reuse it. (A batch-1 layer would otherwise copy its whole weight matrix every step.)
 constexpr int64_t kDirectBRows = 128;
 
+// Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
+// run the register tiles over a B block that is packed in Bp, or read in place (direct_b; Bp
+// then holds at most the right-edge panel, for ISAs that cannot mask their B loads).
+template <class U, Epilogue E>
+void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const float* Bp,
+                 float* Ap, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
+                 int64_t kc, const Fuse& fuse) {
+    constexpr int MR = U::MR, NR = U::NR;
+    const bool first = pc == 0, last = pc + kc == (fuse.k_total);
+    for (int64_t ic = m0; ic < m1; ic += U::MC) {
+        const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
+        pack_a<U>(Ap, A, ic, mc, pc, kc);
+        if (direct_b && U::kMaskedB && mc <= U::kWideRows) {
+            float* c = C + ic * ldc + jc;
+            const float* Bj = B.at(pc, jc);
+            if (mc == 1) U::template run_wide<1>(kc, Ap, Bj, B.rs, c, ldc, !first, nc);
+            else U::template run_wide<U::kWideRows>(kc, Ap, Bj, B.rs, c, ldc, !first, nc);
+            if (last) epilogue<E>(c, ldc, mc, nc, ic, jc, fuse);
+            if (E == Epilogue::Sgd && last) sgd_rows(c, ldc, ic, mc, jc, nc, fuse);
+            continue;
+        }
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+            const int nr = static_cast<int>(nc - jr < NR ? nc - jr : NR);
+            const float* Bj = Bp + jr * kc;
+            int64_t ldb = NR;
+            if (direct_b) {
+                if (nr == NR || U::kMaskedB) {
+                    Bj = B.at(pc, jc + jr);
+                    ldb = B.rs;
+                } else {
+                    Bj = Bp;
+                }
+            }
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+                const int mr = static_cast<int>(mc - ir < MR ? mc - ir : MR);
+                const int64_t ci = ic + ir, cj = jc + jr;
+                float* c = C + ci * ldc + cj;
+                run_rows<U>(mr, kc, Ap + ir * kc, Bj, ldb, c, ldc, !first, nr);
+                if (last) epilogue<E>(c, ldc, mr, nr, ci, cj, fuse);
+            }
+        }
+        if (E == Epilogue::Sgd && last) sgd_rows(C + ic * ldc + jc, ldc, ic, mc, jc, nc, fuse);
+    }
+}
+
+// This thread's packing buffers: one MC x KC block of A, one KC x NC block of B.
+template <class U>
+float* a_workspace() {
+    static thread_local Workspace ws;
+    return ws.get(static_cast<size_t>(U::KC) * ((U::MC + U::MR - 1) / U::MR * U::MR));
+}
+
+template <class U>
+float* b_workspace() {
+    static thread_local Workspace ws;
+    return ws.get(static_cast<size_t>(U::KC) * ((U::NC + U::NR - 1) / U::NR * U::NR));
+}
+
 // C[m0:m1, n0:n1] on the calling thread.
 template <class U, Epilogue E>
 void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, int64_t m1,
                 int64_t n0, int64_t n1, const Fuse& fuse) {
-    constexpr int MR = U::MR, NR = U::NR;
-    static thread_local Workspace ws_a, ws_b;
+    constexpr int NR = U::NR;
     const bool direct_b = B.cs == 1 && m1 - m0 <= kDirectBRows;
-    // Packed B block, or (direct B) room for the one partial-width panel at the right edge.
-    float* Bp = ws_b.get(static_cast<size_t>(U::KC) * ((U::NC + NR - 1) / NR * NR));
-    float* Ap = ws_a.get(static_cast<size_t>(U::KC) * ((U::MC + MR - 1) / MR * MR));
-
+    float* Bp = b_workspace<U>();
+    float* Ap = a_workspace<U>();
     for (int64_t jc = n0; jc < n1; jc += U::NC) {
         const int64_t nc = n1 - jc < U::NC ? n1 - jc : U::NC;
         const int64_t tail = nc % NR;  // width of the right-edge panel, 0 if none
         for (int64_t pc = 0; pc < K; pc += U::KC) {
             const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
-            const bool first = pc == 0, last = pc + kc == K;
             if (!direct_b) pack_b<U>(Bp, B, pc, kc, jc, nc);
             else if (tail && !U::kMaskedB) pack_b<U>(Bp, B, pc, kc, jc + nc - tail, tail);
-            for (int64_t ic = m0; ic < m1; ic += U::MC) {
-                const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
-                pack_a<U>(Ap, A, ic, mc, pc, kc);
-                if (direct_b && U::kMaskedB && mc <= U::kWideRows) {
-                    float* c = C + ic * ldc + jc;
-                    const float* Bj = B.at(pc, jc);
-                    if (mc == 1) U::template run_wide<1>(kc, Ap, Bj, B.rs, c, ldc, !first, nc);
-                    else U::template run_wide<U::kWideRows>(kc, Ap, Bj, B.rs, c, ldc, !first, nc);
-                    if (last) epilogue<E>(c, ldc, mc, nc, ic, jc, fuse);
-                    if (E == Epilogue::Sgd && last) sgd_rows(c, ldc, ic, mc, jc, nc, fuse);
-                    continue;
-                }
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const int nr = static_cast<int>(nc - jr < NR ? nc - jr : NR);
-                    const float* Bj = Bp + jr * kc;
-                    int64_t ldb = NR;
-                    if (direct_b) {
-                        if (nr == NR || U::kMaskedB) {
-                            Bj = B.at(pc, jc + jr);
-                            ldb = B.rs;
-                        } else {
-                            Bj = Bp;
-                        }
-                    }
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        const int mr = static_cast<int>(mc - ir < MR ? mc - ir : MR);
-                        const int64_t ci = ic + ir, cj = jc + jr;
-                        float* c = C + ci * ldc + cj;
-                        run_rows<U>(mr, kc, Ap + ir * kc, Bj, ldb, c, ldc, !first, nr);
-                        if (last) epilogue<E>(c, ldc, mr, nr, ci, cj, fuse);
-                    }
-                }
-                if (E == Epilogue::Sgd && last)
-                    sgd_rows(C + ic * ldc + jc, ldc, ic, mc, jc, nc, fuse);
-            }
+            macro_block<U, E>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc, fuse);
         }
     }
 }
@@ -253,12 +274,43 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
 // C(M,N) = A(M,K)·B(K,N) with epilogue E. Threads split rows of C (or, for short-and-wide
 // outputs such as a batch of one, columns), never K.
 template <class U, Epilogue E>
-void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, const Fuse& fuse = {}) {
+void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse = {}) {
+    fuse.k_total = K;
     const int64_t row_tiles = (M + U::MR - 1) / U::MR, col_tiles = (N + U::NR - 1) / U::NR;
     const bool split_rows = row_tiles >= col_tiles || row_tiles >= 8;
     const int t = threads_for(M * N * K, split_rows ? row_tiles : col_tiles);
     if (t == 1) {
         gemm_block<U, E>(C, N, A, B, K, 0, M, 0, N, fuse);
+        return;
+    }
+    if (split_rows && M > t * kDirectBRows) {
+        // Tall C: the threads share one packed B block, each packing a share of its panels,
+        // instead of every thread packing all of it (the transposed B of dY·Wᵀ especially).
+        float* Bp = b_workspace<U>();  // the calling thread's, read by the whole team
+#pragma omp parallel num_threads(t)
+        {
+#ifdef _OPENMP
+            const int p = omp_get_thread_num(), parts = omp_get_num_threads();
+#else
+            const int p = 0, parts = 1;
+#endif
+            int64_t b, e;
+            split_range(M, parts, p, U::MR, &b, &e);
+            float* Ap = a_workspace<U>();
+            for (int64_t jc = 0; jc < N; jc += U::NC) {
+                const int64_t nc = N - jc < U::NC ? N - jc : U::NC;
+                for (int64_t pc = 0; pc < K; pc += U::KC) {
+                    const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
+                    for (int64_t jr = p * U::NR; jr < nc; jr += parts * U::NR)
+                        pack_b<U>(Bp + jr * kc, B, pc, kc, jc + jr,
+                                  nc - jr < U::NR ? nc - jr : U::NR);
+#pragma omp barrier
+                    if (b < e)
+                        macro_block<U, E>(C, N, A, B, false, Bp, Ap, b, e, jc, nc, pc, kc, fuse);
+#pragma omp barrier
+                }
+            }
+        }
         return;
     }
 #pragma omp parallel num_threads(t)
