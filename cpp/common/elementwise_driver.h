@@ -33,21 +33,6 @@ namespace {
 // Thread ranges start on 16-float (64-byte) boundaries so no two threads share a cache line.
 constexpr int64_t kAlign = 16;
 
-// Runs body(part, parts) on a team of t threads, or on the caller when t == 1 / no OpenMP.
-template <class Body>
-void run_parts(int t, const Body& body) {
-    // t: team size from threads_for; parts is the team size OpenMP actually granted.
-#ifdef _OPENMP
-    if (t > 1) {
-#pragma omp parallel num_threads(t)
-        body(omp_get_thread_num(), omp_get_num_threads());
-        return;
-    }
-#else
-    (void)t;
-#endif
-    body(0, 1);
-}
 
 // Runs range(b, e) on each thread's kAlign-aligned part of [0, n), skipping empty parts.
 template <class Range>

@@ -287,13 +287,7 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
         // Tall C: the threads share one packed B block, each packing a share of its panels,
         // instead of every thread packing all of it (the transposed B of dY·Wᵀ especially).
         float* Bp = b_workspace<U>();  // the calling thread's, read by the whole team
-#pragma omp parallel num_threads(t)
-        {
-#ifdef _OPENMP
-            const int p = omp_get_thread_num(), parts = omp_get_num_threads();
-#else
-            const int p = 0, parts = 1;
-#endif
+        run_parts(t, [&](int p, int parts) {
             int64_t b, e;
             split_range(M, parts, p, U::MR, &b, &e);
             float* Ap = a_workspace<U>();
@@ -310,16 +304,10 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
 #pragma omp barrier
                 }
             }
-        }
+        });
         return;
     }
-#pragma omp parallel num_threads(t)
-    {
-#ifdef _OPENMP
-        const int p = omp_get_thread_num(), parts = omp_get_num_threads();
-#else
-        const int p = 0, parts = 1;
-#endif
+    run_parts(t, [&](int p, int parts) {
         int64_t b, e;
         if (split_rows) {
             split_range(M, parts, p, U::MR, &b, &e);
@@ -328,7 +316,7 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
             split_range(N, parts, p, U::NR, &b, &e);
             if (b < e) gemm_block<U, E>(C, N, A, B, K, 0, M, b, e, fuse);
         }
-    }
+    });
 }
 
 // db(N) = Σ_m dY(m, :), in row order from 0: the same additions as ref/.

@@ -41,4 +41,21 @@ static inline void split_range(int64_t n, int parts, int p, int64_t align, int64
     *end = b1 * align < n ? b1 * align : n;
 }
 
+// Runs body(part, parts) on a team of t threads, or on the caller when t == 1 / no OpenMP.
+// parts is the team size OpenMP actually granted. (A function template with internal
+// linkage, so each ISA's translation unit keeps its own copy.)
+template <class Body>
+static void run_parts(int t, const Body& body) {
+#ifdef _OPENMP
+    if (t > 1) {
+#pragma omp parallel num_threads(t)
+        body(omp_get_thread_num(), omp_get_num_threads());
+        return;
+    }
+#else
+    (void)t;
+#endif
+    body(0, 1);
+}
+
 }  // namespace fastdense
