@@ -21,14 +21,13 @@ def _cmd_info(args) -> int:
     print(f"ISAs compiled:  {', '.join(_core.compiled_isas())}")
     print(f"ISAs supported: {', '.join(_core.supported_isas())}")
     print(f"ISA active:     {_core.active_isa()}")
-    print(f"threads:        {_core.get_num_threads()} (OpenMP: {'yes' if _core.has_openmp else 'no'})")
+    openmp = "yes" if _core.has_openmp else "no"
+    print(f"threads:        {_core.get_num_threads()} (OpenMP: {openmp})")
     print(f"CUDA:           {fastdense.cuda_status()}")
     return 0
 
 
 def _cmd_train(args) -> int:
-    import numpy as np
-
     import fastdense
     from fastdense import data
 

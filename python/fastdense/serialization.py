@@ -81,11 +81,8 @@ def save(model, path) -> None:
 
 
 def _read(path):
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise
+    with open(path, "rb") as f:  # a missing file is the caller's FileNotFoundError
+        raw = f.read()
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as z:
             bad = z.testzip()  # CRC of every member: catches truncation and bit flips
