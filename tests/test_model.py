@@ -447,3 +447,12 @@ def test_fit_warns_once_about_a_dead_symmetric_initialization(embedded, recwarn)
     assert not [w for w in recwarn if issubclass(w.category, fastdense.diagnostics.InitializationWarning)]
     healthy = MLP([784, 32, 10], kernel_init="he_normal", seed=0).compile(lr=0.1)
     healthy.fit(x[:500], y[:500], epochs=1, batch_size=100, verbose=0)  # warnings are errors here
+
+
+def test_dense_init_alias_resolves_names():
+    a = Sequential([Dense(50, init="he_normal")], input_dim=400, seed=3)
+    b = Sequential([Dense(50, kernel_init="HeNormal")], input_dim=400, seed=3)
+    np.testing.assert_array_equal(a.parameters()[0], b.parameters()[0])
+    assert a.parameters()[0].std() == pytest.approx(np.sqrt(2 / 400), rel=0.05)
+    with pytest.raises(ValueError, match="either `init` or `kernel_init`"):
+        Dense(5, init="zeros", kernel_init="ones")

@@ -62,12 +62,19 @@ class Dense(Layer):
         use_bias: whether the layer has a bias. Default: ``True``.
         input_dim: input features, if this is the first layer and the model should be built
             before it sees data.
+        init: alias of ``kernel_init`` (``Dense(100, init="he_normal")``); give one or the
+            other.
 
     >>> layer = Dense(100, activation="relu", kernel_init="he_normal")
     """
 
     def __init__(self, units, activation=None, kernel_init="glorot_uniform", bias_init="zeros",
-                 use_bias=True, input_dim=None):
+                 use_bias=True, input_dim=None, *, init=None):
+        if init is not None:
+            if kernel_init != "glorot_uniform":
+                raise ValueError("pass either `init` or `kernel_init`, not both. Received: "
+                                 f"init={init!r}, kernel_init={kernel_init!r}")
+            kernel_init = init
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Argument `units` must be a positive integer. Received: units={units!r}")
         if activation not in _ACTIVATIONS:
