@@ -461,25 +461,29 @@ class Sequential:
             diagnostics.warn_initialization(self, x, y, stacklevel=3)
         n = len(x)
         rng = np.random.default_rng(seed)
-        # One shuffled copy per epoch, gathered into fixed buffers: every batch is then a
-        # contiguous view, so the steps themselves allocate nothing.
-        xs, ys = (np.empty_like(x), np.empty_like(y)) if shuffle else (x, y)
+        # Each shuffled batch is gathered into the same two buffers right before its step, so
+        # it is still in cache when the step reads it, and nothing is allocated per step or
+        # per epoch (a shuffled copy of the whole dataset would cost a pass over memory).
+        x_buf = np.empty((min(batch_size, n), x.shape[1]), np.float32)
+        y_buf = np.empty((min(batch_size, n),) + y.shape[1:], y.dtype)
         classify = self._int_labels
         history = History()
         bar = _progress(verbose, epochs, n)
         for epoch in range(epochs):
             t0 = time.perf_counter()
-            if shuffle:
-                perm = rng.permutation(n)
-                # mode="clip" writes straight into the buffer ("raise" goes through a
-                # temporary copy of the whole dataset); perm is a permutation, so in range.
-                np.take(x, perm, axis=0, out=xs, mode="clip")
-                np.take(y, perm, axis=0, out=ys, mode="clip")
+            perm = rng.permutation(n) if shuffle else None
             total_loss, correct = 0.0, 0
             if bar:
                 bar.start_epoch(epoch)
             for step, lo in enumerate(range(0, n, batch_size)):
-                xb, yb = xs[lo:lo + batch_size], ys[lo:lo + batch_size]
+                if perm is None:
+                    xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+                else:
+                    idx = perm[lo:lo + batch_size]
+                    # mode="clip" gathers straight into the buffer ("raise" goes through a
+                    # temporary); a permutation is always in range.
+                    xb = np.take(x, idx, axis=0, out=x_buf[:len(idx)], mode="clip")
+                    yb = np.take(y, idx, axis=0, out=y_buf[:len(idx)], mode="clip")
                 loss, batch_correct = self._train_step(xb, yb)
                 if not math.isfinite(loss):
                     raise FloatingPointError(
@@ -560,7 +564,9 @@ class Sequential:
             if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
                 raise TypeError(f"expected x of a real numeric dtype, got {x.dtype}")
             x = np.ascontiguousarray(x, dtype=np.float32)
-        if check_finite and not np.all(np.isfinite(x)):
+        # min and max propagate NaN and show infinities, in two passes that allocate nothing
+        # (np.isfinite would build a boolean copy of the whole dataset).
+        if check_finite and not (np.isfinite(x.min()) and np.isfinite(x.max())):
             raise ValueError("x contains NaN or infinity")
         return x
 
