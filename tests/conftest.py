@@ -189,6 +189,36 @@ def _assert_bitwise(a, b, what="result", max_show=6):
     pytest.fail(msg, pytrace=False)
 
 
+# -- helpers shared by several test files (imported with `from conftest import ...`) ---------
+
+
+def central_diff(f, x, h=1e-6):
+    """d f / d x by central differences in float64; f maps a float64 array to a scalar.
+    (Finite differences only in float64: in float32 the rounding error swamps the step.)"""
+    x = np.array(x, dtype=np.float64)
+    g = np.empty_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        fp = f(x)
+        x[idx] = old - h
+        fm = f(x)
+        x[idx] = old
+        g[idx] = (fp - fm) / (2 * h)
+    return g
+
+
+class CallCounter:
+    """Wraps a function and counts its calls (to check how often a step crosses into C++)."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def check_close():
     return _check_close

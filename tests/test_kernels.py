@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import central_diff
 from fastdense import _core as core
 
 F32, F64 = np.float32, np.float64
@@ -515,20 +516,6 @@ def test_sum_squares_beyond_float32_range(isa):
 # ---------------------------------------------------------------------------------------------
 
 
-def fd_grad(f, x, h=1e-6):
-    x = np.array(x, dtype=F64)
-    g = np.empty_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        fp = f(x)
-        x[idx] = old - h
-        fm = f(x)
-        x[idx] = old
-        g[idx] = (fp - fm) / (2 * h)
-    return g
-
-
 def fd_check(check_close, got, fd, what):
     check_close(got, fd, 2e-5 * (1 + np.abs(fd)), what)
 
@@ -560,11 +547,11 @@ def test_fd_matmul_backward_input(isa, check_close, masked):
     if masked:  # a: pre-activation of the previous layer; the GEMM input is relu(a)
         a = away_from_zero(rng, M, K)
         dx = core.matmul_backward_input(R, w, mask=core.relu_forward(a))
-        fd = fd_grad(lambda a64: np.sum(R64 * (relu64(a64) @ w64)), a)
+        fd = central_diff(lambda a64: np.sum(R64 * (relu64(a64) @ w64)), a)
     else:
         x = randn(rng, M, K)
         dx = core.matmul_backward_input(R, w)
-        fd = fd_grad(lambda x64: np.sum(R64 * (x64 @ w64)), x)
+        fd = central_diff(lambda x64: np.sum(R64 * (x64 @ w64)), x)
     fd_check(check_close, dx, fd, f"dx vs finite differences [{isa}] mask={masked}")
 
 
@@ -584,9 +571,9 @@ def test_fd_matmul_backward_weight_and_input(isa, check_close, relu):
     dw, db = core.matmul_backward_weight(x, dy)
     dx = core.matmul_backward_input(dy, w)
     what = f"[{isa}] relu={relu}"
-    fd_check(check_close, dw, fd_grad(lambda w_: np.sum(R64 * act(x64 @ w_ + b64)), w), "dw " + what)
-    fd_check(check_close, db, fd_grad(lambda b_: np.sum(R64 * act(x64 @ w64 + b_)), b), "db " + what)
-    fd_check(check_close, dx, fd_grad(lambda x_: np.sum(R64 * act(x_ @ w64 + b64)), x), "dx " + what)
+    fd_check(check_close, dw, central_diff(lambda w_: np.sum(R64 * act(x64 @ w_ + b64)), w), "dw " + what)
+    fd_check(check_close, db, central_diff(lambda b_: np.sum(R64 * act(x64 @ w64 + b_)), b), "db " + what)
+    fd_check(check_close, dx, central_diff(lambda x_: np.sum(R64 * act(x_ @ w64 + b64)), x), "dx " + what)
 
 
 def _mean_xent64(z, labels, scale=None):
@@ -605,7 +592,7 @@ def test_fd_softmax_xent(isa, check_close, grad_scale):
     labels = rng.integers(0, C, M)
     kw = {} if grad_scale is None else {"grad_scale": grad_scale}
     mean, _, dl = core.softmax_xent_backward(logits, labels, **kw)
-    fd = fd_grad(lambda z: _mean_xent64(z, labels, grad_scale), logits)
+    fd = central_diff(lambda z: _mean_xent64(z, labels, grad_scale), logits)
     fd_check(check_close, dl, fd, f"dlogits vs finite differences [{isa}] scale={grad_scale}")
     assert abs(mean - _mean_xent64(logits.astype(F64), labels)) <= 1e-5
 
@@ -615,7 +602,7 @@ def test_fd_relu(isa, check_close):
     x, R = away_from_zero(rng, 5, 9), randn(rng, 5, 9)
     R64 = R.astype(F64)
     dx = core.relu_backward(R, core.relu_forward(x))
-    fd_check(check_close, dx, fd_grad(lambda a: np.sum(R64 * relu64(a)), x), f"relu dx [{isa}]")
+    fd_check(check_close, dx, central_diff(lambda a: np.sum(R64 * relu64(a)), x), f"relu dx [{isa}]")
 
 
 def test_fd_two_layer_net(isa, check_close):
@@ -641,7 +628,7 @@ def test_fd_two_layer_net(isa, check_close):
     dw1, db1 = core.matmul_backward_weight(x, dh)
 
     assert abs(mean - loss64()) <= 1e-5
-    fd_check(check_close, dw1, fd_grad(lambda v: loss64(w1_=v), w1), f"dw1 [{isa}]")
-    fd_check(check_close, db1, fd_grad(lambda v: loss64(b1_=v), b1), f"db1 [{isa}]")
-    fd_check(check_close, dw2, fd_grad(lambda v: loss64(w2_=v), w2), f"dw2 [{isa}]")
-    fd_check(check_close, db2, fd_grad(lambda v: loss64(b2_=v), b2), f"db2 [{isa}]")
+    fd_check(check_close, dw1, central_diff(lambda v: loss64(w1_=v), w1), f"dw1 [{isa}]")
+    fd_check(check_close, db1, central_diff(lambda v: loss64(b1_=v), b1), f"db1 [{isa}]")
+    fd_check(check_close, dw2, central_diff(lambda v: loss64(w2_=v), w2), f"dw2 [{isa}]")
+    fd_check(check_close, db2, central_diff(lambda v: loss64(b2_=v), b2), f"db2 [{isa}]")

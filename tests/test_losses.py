@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import CallCounter, central_diff
 from fastdense import _core, losses
 from fastdense.losses import MeanSquaredError, SoftmaxCrossEntropy
 
@@ -60,21 +61,6 @@ def _ref_reduce(rows, grad, M, reduction):
     if reduction == "sum":
         return float(rows.sum()), grad
     return rows, grad  # the gradient of the sum
-
-
-def central_diff(f, x, h=1e-6):
-    """d f / d x by central differences in float64; f returns a scalar."""
-    x = np.array(x, F64)
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        fp = f(x)
-        x[idx] = old - h
-        fm = f(x)
-        x[idx] = old
-        g[idx] = (fp - fm) / (2 * h)
-    return g
 
 
 def _scalar(value):
@@ -163,18 +149,9 @@ def test_xent_matches_reference(kind, eps, reduction, rng):
     assert value2 == value if reduction != "none" else np.array_equal(value2, value)
 
 
-class _Counter:
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.fn(*args, **kwargs)
-
-
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_integer_labels_use_the_fused_kernel(reduction, rng, monkeypatch):
-    fwd, bwd = _Counter(_core.softmax_xent_forward), _Counter(_core.softmax_xent_backward)
+    fwd, bwd = CallCounter(_core.softmax_xent_forward), CallCounter(_core.softmax_xent_backward)
     monkeypatch.setattr(losses._core, "softmax_xent_forward", fwd)
     monkeypatch.setattr(losses._core, "softmax_xent_backward", bwd)
     z = rng.standard_normal((16, 7)).astype(F32)

@@ -15,6 +15,7 @@ import re
 import numpy as np
 import pytest
 
+from conftest import CallCounter
 from fastdense import _core, optim
 from fastdense.optim import SGD
 
@@ -131,20 +132,11 @@ def test_zero_momentum_dampening_without_momentum_is_plain_sgd(rng):
 # ------------------------------------------------------------------------- one call per step
 
 
-class _Counter:
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.fn(*args, **kwargs)
-
-
 @pytest.mark.parametrize("clip", [{}, {"clipvalue": 1.0}, {"clipnorm": 1.0},
                                   {"global_clipnorm": 1.0}])
 def test_one_kernel_call_per_step_and_buffers_reused(clip, rng, monkeypatch):
-    update = _Counter(_core.sgd_update)
-    ssq = _Counter(_core.sum_squares)
+    update = CallCounter(_core.sgd_update)
+    ssq = CallCounter(_core.sum_squares)
     monkeypatch.setattr(optim._core, "sgd_update", update)
     monkeypatch.setattr(optim._core, "sum_squares", ssq)
     params = make_params(rng)
