@@ -28,10 +28,31 @@ struct Ukernel {
                          int64_t) {}
 
     template <int R>
-    static void run(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
-                    int64_t ldc, bool accumulate, int nr) {
-        // Ap is (kc, MR) packed (R rows used), B is (kc, 16) with row stride ldb,
+    static void run(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb,
+                    float* C, int64_t ldc, bool accumulate, int nr) {
+        // A is (R, kc): packed k-major with stride MR when lda == 0, else the caller's
+        // row-major matrix with row stride lda; B is (kc, 16) with row stride ldb,
         // C is (R, nr) with row stride ldc
+        if (lda == 0) edge<R>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr);
+        else edge<R>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr);
+    }
+
+    // The two ways a tile reads A(i, k): from a packed panel, or in place from row-major rows.
+    struct APacked {
+        const float* p;
+        const float* at(int i) const { return p + i; }
+        void next() { p += MR; }
+    };
+    struct ARows {
+        const float* p;
+        int64_t ld;
+        const float* at(int i) const { return p + i * ld; }
+        void next() { ++p; }
+    };
+
+    template <int R, class AP>
+    static void edge(int64_t kc, AP Ap, const float* B, int64_t ldb, float* C, int64_t ldc,
+                     bool accumulate, int nr) {
         if (nr < NR) {
             // AVX2 has no cheap masked store: run the full width on a scratch tile and copy
             // the valid columns (edge panels only).
@@ -47,9 +68,9 @@ struct Ukernel {
         full<R>(kc, Ap, B, ldb, C, ldc, accumulate);
     }
 
-    template <int R>
-    static void full(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
-                     int64_t ldc, bool accumulate) {
+    template <int R, class AP>
+    static void full(int64_t kc, AP Ap, const float* B, int64_t ldb, float* C, int64_t ldc,
+                     bool accumulate) {
         // as run(), all 16 columns
         __m256 c[R][2];
         if (accumulate) {
@@ -66,11 +87,11 @@ struct Ukernel {
             const __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8);
 #pragma GCC unroll 6
             for (int i = 0; i < R; ++i) {
-                const __m256 a = _mm256_broadcast_ss(Ap + i);
+                const __m256 a = _mm256_broadcast_ss(Ap.at(i));
                 c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
                 c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
             }
-            Ap += MR;
+            Ap.next();
             B += ldb;
         }
 #pragma GCC unroll 6

@@ -71,18 +71,37 @@ struct Ukernel {
     }
 
     template <int R>
-    static void run(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
-                    int64_t ldc, bool accumulate, int nr) {
-        // Ap is (kc, MR) packed (R rows used), B is (kc, nr <= 32) with row stride ldb,
+    static void run(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb,
+                    float* C, int64_t ldc, bool accumulate, int nr) {
+        // A is (R, kc): packed k-major with stride MR when lda == 0, else the caller's
+        // row-major matrix with row stride lda; B is (kc, nr <= 32) with row stride ldb,
         // C is (R, nr) with row stride ldc
         // A right edge of at most 16 columns (N = 100 leaves 4, N = 10 leaves 10) runs with
         // one vector per row instead of two: half the FMAs, nothing computed to be dropped.
-        if (nr <= 16) tile<R, 1>(kc, Ap, B, ldb, C, ldc, accumulate, nr);
-        else tile<R, 2>(kc, Ap, B, ldb, C, ldc, accumulate, nr);
+        if (lda == 0) {
+            if (nr <= 16) tile<R, 1>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr);
+            else tile<R, 2>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr);
+        } else {
+            if (nr <= 16) tile<R, 1>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr);
+            else tile<R, 2>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr);
+        }
     }
 
-    template <int R, int NV>
-    static void tile(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
+    // The two ways a tile reads A(i, k): from a packed panel, or in place from row-major rows.
+    struct APacked {
+        const float* p;
+        float at(int i) const { return p[i]; }
+        void next() { p += MR; }
+    };
+    struct ARows {
+        const float* p;
+        int64_t ld;
+        float at(int i) const { return p[i * ld]; }
+        void next() { ++p; }
+    };
+
+    template <int R, int NV, class AP>
+    static void tile(int64_t kc, AP Ap, const float* B, int64_t ldb, float* C,
                      int64_t ldc, bool accumulate, int nr) {
         // as run(), with NV vectors of 16 columns per row
         // Masked loads and stores handle a narrow right edge in place: masked-off lanes of B
@@ -108,10 +127,10 @@ struct Ukernel {
             for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(m[v], B + 16 * v);
 #pragma GCC unroll 12
             for (int i = 0; i < R; ++i) {
-                const __m512 a = _mm512_set1_ps(Ap[i]);
+                const __m512 a = _mm512_set1_ps(Ap.at(i));
                 for (int v = 0; v < NV; ++v) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]);
             }
-            Ap += MR;
+            Ap.next();
             B += ldb;
         }
 #pragma GCC unroll 12

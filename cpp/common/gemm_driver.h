@@ -6,11 +6,12 @@
 // Ukernel must provide:
 //   static constexpr int MR, NR;            register tile, C rows x C columns
 //   static constexpr int64_t KC, MC, NC;     cache blocking (see the ISA file for why)
-//   template <int R> static void run(int64_t kc, const float* Ap, const float* B, int64_t ldb,
-//                                    float* C, int64_t ldc, bool accumulate, int nr);
-//     C(R,nr) = (accumulate ? C : 0) + Ap(R,kc) · B(kc,nr), one FMA per k in order, for
+//   template <int R> static void run(int64_t kc, const float* A, int64_t lda, const float* B,
+//                                    int64_t ldb, float* C, int64_t ldc, bool accumulate, int nr);
+//     C(R,nr) = (accumulate ? C : 0) + A(R,kc) · B(kc,nr), one FMA per k in order, for
 //     R <= MR rows (so a short edge tile costs only its own rows) and nr <= NR columns.
-//     Ap is packed k-major with stride MR; B rows are ldb floats apart and NR floats of each row
+//     A is packed k-major with stride MR when lda == 0, else read in place from row-major rows
+//     lda floats apart; B rows are ldb floats apart and NR floats of each row
 //     are readable (a packed panel, or a full-width panel of the caller's row-major matrix),
 //     or only nr of them when kMaskedB says the kernel masks its B loads.
 //   static constexpr bool kMaskedB;
@@ -91,6 +92,12 @@ void pack_a(float* dst, View A, int64_t i0, int64_t mc, int64_t k0, int64_t kc) 
             for (int64_t i = 0; i < mr; ++i) {
                 const float* s = A.at(i0 + ir + i, k0);
                 for (int64_t k = 0; k < kc; ++k) d[k * MR + i] = s[k];
+            }
+        } else if (A.rs == 1 && mr == MR) {  // Xᵀ of a row-major X: MR contiguous floats per k
+            // (a constant trip count, so the copy is a couple of vector moves)
+            for (int64_t k = 0; k < kc; ++k) {
+                const float* s = A.at(i0 + ir, k0 + k);
+                for (int i = 0; i < MR; ++i) d[k * MR + i] = s[i];
             }
         } else {  // columns contiguous (transposed A): each k is one short contiguous run
             for (int64_t k = 0; k < kc; ++k) {
@@ -178,13 +185,13 @@ void sgd_rows(float* C, int64_t ldc, int64_t ci, int64_t mr, int64_t cj, int64_t
 
 // Calls U::run<mr> for a runtime row count 1 <= mr <= MR (one instantiation per row count).
 template <class U, int R = U::MR>
-inline void run_rows(int mr, int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
-                     int64_t ldc, bool acc, int nr) {
+inline void run_rows(int mr, int64_t kc, const float* A, int64_t lda, const float* B,
+                     int64_t ldb, float* C, int64_t ldc, bool acc, int nr) {
     if constexpr (R == 1) {
-        U::template run<1>(kc, Ap, B, ldb, C, ldc, acc, nr);
+        U::template run<1>(kc, A, lda, B, ldb, C, ldc, acc, nr);
     } else {
-        if (mr == R) U::template run<R>(kc, Ap, B, ldb, C, ldc, acc, nr);
-        else run_rows<U, R - 1>(mr, kc, Ap, B, ldb, C, ldc, acc, nr);
+        if (mr == R) U::template run<R>(kc, A, lda, B, ldb, C, ldc, acc, nr);
+        else run_rows<U, R - 1>(mr, kc, A, lda, B, ldb, C, ldc, acc, nr);
     }
 }
 
@@ -202,10 +209,19 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
                  int64_t kc, const Fuse& fuse) {
     constexpr int MR = U::MR, NR = U::NR;
     const bool first = pc == 0, last = pc + kc == (fuse.k_total);
+    // For a short block (a batch of <= 128 rows) a row-major A (X·W, dY·Wᵀ) is read in place
+    // by the register tiles: packing its rows was a strided scatter that cost 12% of a
+    // 100x784·784x100 X·W. Taller blocks are packed: there the packed panel's contiguous
+    // reads win (reading 12 rows in place was 5-9% slower at 1024^3). So are rows a multiple
+    // of 2 KiB apart: they fall into one or two L1 sets (4 KiB apart, all 12 rows compete for
+    // one 8-way set: 10% slower at 256x1024·1024x1024). A transposed A (Xᵀ·dY) is always
+    // packed, each k being a short contiguous run.
+    const bool direct_a = A.cs == 1 && m1 - m0 <= kDirectBRows && A.rs % 512 != 0;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
-        pack_a<U>(Ap, A, ic, mc, pc, kc);
-        if (direct_b && U::kMaskedB && mc <= U::kWideRows) {
+        const bool wide = direct_b && U::kMaskedB && mc <= U::kWideRows;
+        if (!direct_a || wide) pack_a<U>(Ap, A, ic, mc, pc, kc);
+        if (wide) {
             float* c = C + ic * ldc + jc;
             const float* Bj = B.at(pc, jc);
             if (mc == 1) U::template run_wide<1>(kc, Ap, Bj, B.rs, c, ldc, !first, nc);
@@ -230,7 +246,10 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
                 const int mr = static_cast<int>(mc - ir < MR ? mc - ir : MR);
                 const int64_t ci = ic + ir, cj = jc + jr;
                 float* c = C + ci * ldc + cj;
-                run_rows<U>(mr, kc, Ap + ir * kc, Bj, ldb, c, ldc, !first, nr);
+                if (direct_a)
+                    run_rows<U>(mr, kc, A.at(ci, pc), A.rs, Bj, ldb, c, ldc, !first, nr);
+                else
+                    run_rows<U>(mr, kc, Ap + ir * kc, 0, Bj, ldb, c, ldc, !first, nr);
                 if (last) epilogue<E>(c, ldc, mr, nr, ci, cj, fuse);
             }
         }
@@ -310,7 +329,9 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
     run_parts(t, [&](int p, int parts) {
         int64_t b, e;
         if (split_rows) {
-            split_range(M, parts, p, U::MR, &b, &e);
+            // Even row counts rather than whole tiles: 100 rows on 2 threads are 50 + 50 (each
+            // 4 full tiles and a 2-row one) instead of 48 + 52, where one thread waited.
+            split_range(M, parts, p, 1, &b, &e);
             if (b < e) gemm_block<U, E>(C, N, A, B, K, b, e, 0, N, fuse);
         } else {
             split_range(N, parts, p, U::NR, &b, &e);
