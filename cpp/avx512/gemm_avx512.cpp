@@ -79,12 +79,60 @@ struct Ukernel {
         // A right edge of at most 16 columns (N = 100 leaves 4, N = 10 leaves 10) runs with
         // one vector per row instead of two: half the FMAs, nothing computed to be dropped.
         if (lda == 0) {
-            if (nr <= 16) tile<R, 1>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr);
+            if (nr <= 8) narrow<R>(kc, A, B, ldb, C, ldc, accumulate, nr);
+            else if (nr <= 16) tile<R, 1>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr);
             else tile<R, 2>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr);
         } else {
             if (nr <= 16) tile<R, 1>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr);
             else tile<R, 2>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr);
         }
+    }
+
+    // A right edge of at most 8 columns from a packed A (N = 100 leaves 4): the vectors run
+    // down the R rows of one column instead of along a row, so a k costs one FMA per column
+    // (4) instead of one per row (12). Each element is still one FMA chain over k in order,
+    // and a*b == b*a exactly, so the bits are those of the row-vector tile. (With A read in
+    // place, gathering a column of A per k by masked broadcasts cost more than it saved.)
+    template <int R>
+    static void narrow(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C, int64_t ldc,
+                       bool accumulate, int nr) {
+        switch (nr) {
+            case 1: return columns<R, 1>(kc, Ap, B, ldb, C, ldc, accumulate);
+            case 2: return columns<R, 2>(kc, Ap, B, ldb, C, ldc, accumulate);
+            case 3: return columns<R, 3>(kc, Ap, B, ldb, C, ldc, accumulate);
+            case 4: return columns<R, 4>(kc, Ap, B, ldb, C, ldc, accumulate);
+            case 5: return columns<R, 5>(kc, Ap, B, ldb, C, ldc, accumulate);
+            case 6: return columns<R, 6>(kc, Ap, B, ldb, C, ldc, accumulate);
+            case 7: return columns<R, 7>(kc, Ap, B, ldb, C, ldc, accumulate);
+            default: return columns<R, 8>(kc, Ap, B, ldb, C, ldc, accumulate);
+        }
+    }
+
+    template <int R, int NC>
+    static void columns(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
+                        int64_t ldc, bool accumulate) {
+        // Ap is (kc, MR) packed (R rows used), B is (kc, NC) with row stride ldb, C is (R, NC)
+        // with row stride ldc; c[j] holds column j, transposed in and out through t
+        const __mmask16 rows = static_cast<__mmask16>((1u << R) - 1);
+        alignas(64) float t[NC][16];
+        __m512 c[NC];
+        if (accumulate) {
+            for (int i = 0; i < R; ++i)
+                for (int j = 0; j < NC; ++j) t[j][i] = C[i * ldc + j];
+            for (int j = 0; j < NC; ++j) c[j] = _mm512_maskz_load_ps(rows, t[j]);
+        } else {
+            for (int j = 0; j < NC; ++j) c[j] = _mm512_setzero_ps();
+        }
+        for (int64_t k = 0; k < kc; ++k) {
+            const __m512 a = _mm512_maskz_loadu_ps(rows, Ap);  // A(0..R-1, k)
+            for (int j = 0; j < NC; ++j)
+                c[j] = _mm512_fmadd_ps(a, _mm512_set1_ps(B[j]), c[j]);
+            Ap += MR;
+            B += ldb;
+        }
+        for (int j = 0; j < NC; ++j) _mm512_store_ps(t[j], c[j]);
+        for (int i = 0; i < R; ++i)
+            for (int j = 0; j < NC; ++j) C[i * ldc + j] = t[j][i];
     }
 
     // The two ways a tile reads A(i, k): from a packed panel, or in place from row-major rows.
