@@ -3,8 +3,10 @@
 #include "fastdense/train_step.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "fastdense/dispatch.h"
+#include "fastdense/parallel.h"
 
 namespace fastdense {
 
@@ -18,6 +20,32 @@ void StepWorkspace::reserve(const std::vector<DenseParams>& layers, int64_t M) {
     }
     losses.resize(static_cast<size_t>(M));
     rows = M;
+}
+
+void gather_batch(const std::vector<DenseParams>& layers, StepWorkspace& ws, const float* X_all,
+                  Labels y_all, const int64_t* idx, int64_t M) {
+    // X_all is (., width), y_all is (.), idx is (M); ws.x becomes (M, width), ws.y (M)
+    const int64_t width = layers.front().in;
+    if (static_cast<int64_t>(ws.x.size()) < M * width) ws.x.resize(static_cast<size_t>(M * width));
+    if (static_cast<int64_t>(ws.y.size()) < M) ws.y.resize(static_cast<size_t>(M));
+    float* dst = ws.x.data();
+    int64_t* labels = ws.y.data();
+    const size_t row_bytes = static_cast<size_t>(width) * sizeof(float);
+    // The first forward GEMM's thread count and row split (gemm_driver.h), so each thread
+    // copies the rows it is about to multiply.
+    run_parts(threads_for(M * width * layers.front().out, M), [&](int p, int parts) {
+        int64_t b, e;
+        split_range(M, parts, p, 1, &b, &e);
+        for (int64_t i = b; i < e; ++i) {
+            if (i + 2 < e) {  // the row after next: its first lines are on their way
+                const char* ahead = reinterpret_cast<const char*>(X_all + idx[i + 2] * width);
+                for (size_t off = 0; off < row_bytes && off < 1024; off += 64)
+                    __builtin_prefetch(ahead + off);
+            }
+            std::memcpy(dst + i * width, X_all + idx[i] * width, row_bytes);
+            labels[i] = label_at(y_all, idx[i]);
+        }
+    });
 }
 
 StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace& ws,

@@ -402,6 +402,57 @@ def test_fused_step_validates_the_batch():
     model.train_step(x.astype(np.float64), np.zeros(4, np.uint8))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("label_dtype", [np.int32, np.int64])
+def test_fit_gathers_shuffled_batches_in_cpp_like_numpy(threads, label_dtype):
+    """fit's fused path gathers each shuffled batch in C++ (MLPTrainer.step_rows); it must train
+    exactly like stepping on the batches numpy gathers, last partial batch included. (64 rows
+    of 100 -> 50 is above the parallel threshold, so 2 threads split the gather.)"""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((250, 100)).astype(np.float32)
+    y = rng.integers(0, 6, 250).astype(label_dtype)
+    old = fastdense.get_num_threads()
+    fastdense.set_num_threads(threads)
+    try:
+        fit = MLP([100, 50, 6], kernel_init="he_normal", seed=2).compile(lr=0.05, momentum=0.9)
+        hist = fit.fit(x, y, epochs=2, batch_size=64, seed=7, verbose=0)
+        manual = MLP([100, 50, 6], kernel_init="he_normal", seed=2).compile(lr=0.05, momentum=0.9)
+        shuffle = np.random.default_rng(7)
+        for _ in range(2):
+            perm = shuffle.permutation(len(x))
+            losses = [manual.train_step(x[perm[lo:lo + 64]], y[perm[lo:lo + 64]]) * len(perm[lo:lo + 64])
+                      for lo in range(0, len(x), 64)]
+        assert hist.history["loss"][-1] == pytest.approx(sum(losses) / len(x), rel=1e-12)
+    finally:
+        fastdense.set_num_threads(old)
+    for a, b in zip(fit.parameters(), manual.parameters()):
+        np.testing.assert_array_equal(a, b)
+    assert fit.optimizer.iterations == manual.optimizer.iterations == 8
+
+
+def test_fused_gathered_step_validates_rows_and_labels():
+    model = MLP([8, 6, 3], seed=0).compile(lr=0.1)
+    x, y = np.zeros((5, 8), np.float32), np.array([0, 1, 2, 0, 1])
+    trainer = model._fused_trainer(y)
+    before = model.get_weights()
+    with pytest.raises(IndexError, match=r"row index 5 \(idx\[1\]\) is out of range \[0, 5\)"):
+        trainer.step_rows(x, y, np.array([0, 5]), 0.1, True)
+    with pytest.raises(IndexError, match=r"row index -1"):
+        trainer.step_rows(x, y, np.array([-1]), 0.1, True)
+    with pytest.raises(TypeError, match=r"`idx` to be a numpy array of int64"):
+        trainer.step_rows(x, y, np.array([0, 1], np.int32), 0.1, True)
+    with pytest.raises(ValueError, match=r"`idx` must be a non-empty C-contiguous 1-D array"):
+        trainer.step_rows(x, y, np.zeros(0, np.int64), 0.1, True)
+    with pytest.raises(ValueError, match=r"`idx` must be a non-empty C-contiguous 1-D array"):
+        trainer.step_rows(x, y, np.arange(4)[::2], 0.1, True)
+    with pytest.raises(ValueError, match=r"label 7 \(y\[3\]\) is out of range \[0, 3\)"):
+        trainer.step_rows(x, np.array([0, 1, 2, 7, 1]), np.array([0, 3]), 0.1, True)
+    with pytest.raises(ValueError, match=r"`y` of shape \(5,\).*got \(4,\)"):
+        trainer.step_rows(x, y[:4], np.array([0]), 0.1, True)
+    for a, b in zip(before, model.parameters()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_fused_step_skips_the_update_on_a_non_finite_loss():
     model = MLP([4, 3, 2], seed=0).compile(lr=0.1)
     before = model.get_weights()

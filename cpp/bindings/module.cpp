@@ -536,6 +536,53 @@ public:
         return py::make_tuple(r.loss, r.correct, r.updated);
     }
 
+    py::tuple step_rows(py::handle x_, py::handle y_, py::handle idx_, float lr, bool first_step) {
+        // The step on rows idx of (x, y), gathered in C++ (fit's shuffled batches): no numpy
+        // gather and no batch copy through Python per step.
+        const char* fn = "train_step_rows";
+        py::array x = checked_array(x_, fn, "x"), y = checked_array(y_, fn, "y", true);
+        expect_shape(x, fn, "x", {kAny, layers_.front().in}, "(n, features)");
+        const int64_t n = x.shape(0), C = layers_.back().out;
+        expect_shape(y, fn, "y", {n}, "(n,)", " to match `x` of shape " +
+                                                  shape_str({n, layers_.front().in}));
+        if (!py::isinstance<py::array>(idx_) ||
+            !py::reinterpret_borrow<py::array>(idx_).dtype().is(py::dtype::of<int64_t>()))
+            throw py::type_error(std::string(fn) + ": expected `idx` to be a numpy array of "
+                                 "int64 row indices, got " + type_name(idx_));
+        auto idx = py::reinterpret_borrow<py::array>(idx_);
+        if (!(idx.flags() & py::array::c_style) || idx.ndim() != 1 || idx.shape(0) == 0)
+            throw py::value_error(std::string(fn) + ": `idx` must be a non-empty C-contiguous "
+                                  "1-D array, got shape " + shape_str(shape_of(idx)));
+        const int64_t M = idx.shape(0);
+        const int64_t* rows = static_cast<const int64_t*>(idx.data());
+        fastdense::Labels lab{y.data(), y.dtype().is(py::dtype::of<int64_t>())};
+        for (int64_t i = 0; i < M; ++i) {
+            const int64_t r = rows[i];
+            if (r < 0 || r >= n)
+                throw py::index_error(std::string(fn) + ": row index " + std::to_string(r) +
+                                      " (idx[" + std::to_string(i) + "]) is out of range [0, " +
+                                      std::to_string(n) + ")");
+            const int64_t v = fastdense::label_at(lab, r);
+            if (v < 0 || v >= C)
+                throw py::value_error(std::string(fn) + ": label " + std::to_string(v) +
+                                      " (y[" + std::to_string(r) + "]) is out of range [0, " +
+                                      std::to_string(C) + ")");
+        }
+        SgdParams sgd = sgd_;
+        sgd.lr = lr;
+        sgd.first_step = first_step;
+        const float* X = fptr(x);
+        fastdense::StepResult r;
+        {
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(mutex_);
+            fastdense::gather_batch(layers_, ws_, X, lab, rows, M);
+            r = fastdense::mlp_train_step(layers_, ws_, ws_.x.data(),
+                                          fastdense::Labels{ws_.y.data(), true}, M, sgd);
+        }
+        return py::make_tuple(r.loss, r.correct, r.updated);
+    }
+
 private:
     std::vector<py::array> keep_;  // keeps every bound array alive
     std::vector<fastdense::DenseParams> layers_;
@@ -604,7 +651,10 @@ PYBIND11_MODULE(_core, m) {
              py::arg("weight_decay") = 0.0f, py::arg("nesterov") = false,
              py::arg("clip_mode") = 0, py::arg("clip_threshold") = 0.0)
         .def("step", &MLPTrainer::step, py::arg("x"), py::arg("y"), py::arg("lr"),
-             py::arg("first_step"));
+             py::arg("first_step"))
+        .def("step_rows", &MLPTrainer::step_rows, py::arg("x"), py::arg("y"), py::arg("idx"),
+             py::arg("lr"), py::arg("first_step"),
+             "step() on rows idx of (x, y), gathered in C++: (loss, correct, updated).");
 
     m.def("peak_gflops", &peak_gflops, py::arg("threads") = 1, py::arg("seconds") = 0.2,
           "Measured FP32 FMA peak of the active ISA on `threads` threads, in GFLOP/s.");

@@ -363,16 +363,23 @@ class Sequential:
             y = self._check_y(y, len(x))
         return self._train_step(x, y)[0]
 
-    def _train_step(self, x, y):
-        """(loss, correct predictions or None); x and y already validated or cheap to check."""
+    def _train_step(self, x, y, idx=None):
+        """(loss, correct predictions or None) for the batch ``(x, y)``, or for rows ``idx``
+        (int64) of ``(x, y)`` when given; x and y already validated or cheap to check."""
         trainer = self._fused_trainer(y)
         opt = self.optimizer
         if trainer is not None:
-            loss, correct, updated = trainer.step(x, y, opt.current_lr, not opt._bufs_ready)
+            first = not opt._bufs_ready
+            if idx is None:
+                loss, correct, updated = trainer.step(x, y, opt.current_lr, first)
+            else:  # the rows are gathered in C++, straight into the threads that use them
+                loss, correct, updated = trainer.step_rows(x, y, idx, opt.current_lr, first)
             if updated:
                 opt._bufs_ready = opt._bufs_ready or opt.momentum != 0
                 opt.iterations += 1
             return loss, correct
+        if idx is not None:
+            x, y = x[idx], y[idx]
         logits = self.forward(x, training=True)
         ws = self._workspace(x.shape[0])
         loss, dz = self.loss.value_and_grad(logits, y, grad_out=ws["grads"][-1])
@@ -461,11 +468,14 @@ class Sequential:
             diagnostics.warn_initialization(self, x, y, stacklevel=3)
         n = len(x)
         rng = np.random.default_rng(seed)
-        # Each shuffled batch is gathered into the same two buffers right before its step, so
-        # it is still in cache when the step reads it, and nothing is allocated per step or
-        # per epoch (a shuffled copy of the whole dataset would cost a pass over memory).
-        x_buf = np.empty((min(batch_size, n), x.shape[1]), np.float32)
-        y_buf = np.empty((min(batch_size, n),) + y.shape[1:], y.dtype)
+        # Each shuffled batch is gathered right before its step, so it is still in cache when
+        # the step reads it, and nothing is allocated per step or per epoch (a shuffled copy of
+        # the whole dataset would cost a pass over memory). The fused C++ step gathers the rows
+        # itself; otherwise they go into the same two buffers every step.
+        fused = self._fused_trainer(y) is not None
+        if shuffle and not fused:
+            x_buf = np.empty((min(batch_size, n), x.shape[1]), np.float32)
+            y_buf = np.empty((min(batch_size, n),) + y.shape[1:], y.dtype)
         classify = self._int_labels
         history = History()
         bar = _progress(verbose, epochs, n)
@@ -478,13 +488,20 @@ class Sequential:
             for step, lo in enumerate(range(0, n, batch_size)):
                 if perm is None:
                     xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+                    m = len(xb)
+                    loss, batch_correct = self._train_step(xb, yb)
+                elif fused:
+                    idx = perm[lo:lo + batch_size]
+                    m = len(idx)
+                    loss, batch_correct = self._train_step(x, y, idx)
                 else:
                     idx = perm[lo:lo + batch_size]
+                    m = len(idx)
                     # mode="clip" gathers straight into the buffer ("raise" goes through a
                     # temporary); a permutation is always in range.
-                    xb = np.take(x, idx, axis=0, out=x_buf[:len(idx)], mode="clip")
-                    yb = np.take(y, idx, axis=0, out=y_buf[:len(idx)], mode="clip")
-                loss, batch_correct = self._train_step(xb, yb)
+                    xb = np.take(x, idx, axis=0, out=x_buf[:m], mode="clip")
+                    yb = np.take(y, idx, axis=0, out=y_buf[:m], mode="clip")
+                    loss, batch_correct = self._train_step(xb, yb)
                 if not math.isfinite(loss):
                     raise FloatingPointError(
                         f"the training loss became {loss} at epoch {epoch + 1}, step {step + 1}; "
@@ -492,7 +509,6 @@ class Sequential:
                         f"(lr={getattr(self.optimizer, 'current_lr', '?')}) or another "
                         f"initializer (e.g. 'he_normal' for ReLU layers), or clip gradients."
                     )
-                m = len(xb)
                 total_loss += loss * m
                 if classify:
                     correct += batch_correct

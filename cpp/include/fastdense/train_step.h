@@ -42,9 +42,18 @@ struct StepResult {
 struct StepWorkspace {
     std::vector<std::vector<float>> acts, grads;
     std::vector<float> losses;
+    std::vector<float> x;     // a gathered batch (gather_batch), (rows, layers[0].in)
+    std::vector<int64_t> y;   // its labels
     int64_t rows = 0;
     void reserve(const std::vector<DenseParams>& layers, int64_t M);
 };
+
+// Copies rows idx[0..M) of X_all (., layers[0].in) and y_all into ws.x and ws.y, on the threads that
+// will read those rows in the first layer's forward GEMM (the same even row split), so a
+// shuffled batch goes from the dataset straight into the cache that uses it. idx must be in
+// range (the caller checks).
+void gather_batch(const std::vector<DenseParams>& layers, StepWorkspace& ws, const float* X_all,
+                  Labels y_all, const int64_t* idx, int64_t M);
 
 StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace& ws,
                           const float* X, Labels y, int64_t M, const SgdParams& sgd);
