@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "common/tile_epilogue.h"
 #include "fastdense/kernels.h"
 
 namespace fastdense {
@@ -27,9 +28,12 @@ struct Ukernel {
     static void run_wide(int64_t, const float*, const float*, int64_t, float*, int64_t, bool,
                          int64_t) {}
 
+    // The driver applies the epilogues after the tile (run's epi is always null).
+    static constexpr bool kFusedEpilogue = false;
+
     template <int R>
     static void run(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb,
-                    float* C, int64_t ldc, bool accumulate, int nr) {
+                    float* C, int64_t ldc, bool accumulate, int nr, const TileEpilogue*) {
         // A is (R, kc): packed k-major with stride MR when lda == 0, else the caller's
         // row-major matrix with row stride lda; B is (kc, 16) with row stride ldb,
         // C is (R, nr) with row stride ldc

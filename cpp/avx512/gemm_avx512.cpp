@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "common/tile_epilogue.h"
 #include "fastdense/kernels.h"
 
 namespace fastdense {
@@ -34,6 +35,9 @@ struct Ukernel {
     // only 2R accumulators, and the next k must wait for them (4 cycles). run_wide walks up to
     // 128 columns at once instead (8R independent chains), still one FMA per k per element.
     static constexpr int kWideRows = 2;
+
+    // run() applies the bias, ReLU and mask epilogues to its registers (TileEpilogue).
+    static constexpr bool kFusedEpilogue = true;
 
     template <int R>
     static void run_wide(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
@@ -72,19 +76,19 @@ struct Ukernel {
 
     template <int R>
     static void run(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb,
-                    float* C, int64_t ldc, bool accumulate, int nr) {
+                    float* C, int64_t ldc, bool accumulate, int nr, const TileEpilogue* epi) {
         // A is (R, kc): packed k-major with stride MR when lda == 0, else the caller's
         // row-major matrix with row stride lda; B is (kc, nr <= 32) with row stride ldb,
-        // C is (R, nr) with row stride ldc
+        // C is (R, nr) with row stride ldc; epi, when not null, is applied before the store
         // A right edge of at most 16 columns (N = 100 leaves 4, N = 10 leaves 10) runs with
         // one vector per row instead of two: half the FMAs, nothing computed to be dropped.
         if (lda == 0) {
-            if (nr <= 8) narrow<R>(kc, A, B, ldb, C, ldc, accumulate, nr);
-            else if (nr <= 16) tile<R, 1>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr);
-            else tile<R, 2>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr);
+            if (nr <= 8) narrow<R>(kc, A, B, ldb, C, ldc, accumulate, nr, epi);
+            else if (nr <= 16) tile<R, 1>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
+            else tile<R, 2>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
         } else {
-            if (nr <= 16) tile<R, 1>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr);
-            else tile<R, 2>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr);
+            if (nr <= 16) tile<R, 1>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr, epi);
+            else tile<R, 2>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr, epi);
         }
     }
 
@@ -94,23 +98,23 @@ struct Ukernel {
     // and a*b == b*a exactly, so the bits are those of the row-vector tile. (With A read in
     // place, gathering a column of A per k by masked broadcasts cost more than it saved.)
     template <int R>
-    static void narrow(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C, int64_t ldc,
-                       bool accumulate, int nr) {
+    static void narrow(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
+                       int64_t ldc, bool accumulate, int nr, const TileEpilogue* epi) {
         switch (nr) {
-            case 1: return columns<R, 1>(kc, Ap, B, ldb, C, ldc, accumulate);
-            case 2: return columns<R, 2>(kc, Ap, B, ldb, C, ldc, accumulate);
-            case 3: return columns<R, 3>(kc, Ap, B, ldb, C, ldc, accumulate);
-            case 4: return columns<R, 4>(kc, Ap, B, ldb, C, ldc, accumulate);
-            case 5: return columns<R, 5>(kc, Ap, B, ldb, C, ldc, accumulate);
-            case 6: return columns<R, 6>(kc, Ap, B, ldb, C, ldc, accumulate);
-            case 7: return columns<R, 7>(kc, Ap, B, ldb, C, ldc, accumulate);
-            default: return columns<R, 8>(kc, Ap, B, ldb, C, ldc, accumulate);
+            case 1: return columns<R, 1>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
+            case 2: return columns<R, 2>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
+            case 3: return columns<R, 3>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
+            case 4: return columns<R, 4>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
+            case 5: return columns<R, 5>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
+            case 6: return columns<R, 6>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
+            case 7: return columns<R, 7>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
+            default: return columns<R, 8>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
         }
     }
 
     template <int R, int NC>
     static void columns(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
-                        int64_t ldc, bool accumulate) {
+                        int64_t ldc, bool accumulate, const TileEpilogue* epi) {
         // Ap is (kc, MR) packed (R rows used), B is (kc, NC) with row stride ldb, C is (R, NC)
         // with row stride ldc; c[j] holds column j, transposed in and out through t
         const __mmask16 rows = static_cast<__mmask16>((1u << R) - 1);
@@ -132,7 +136,15 @@ struct Ukernel {
         }
         for (int j = 0; j < NC; ++j) _mm512_store_ps(t[j], c[j]);
         for (int i = 0; i < R; ++i)
-            for (int j = 0; j < NC; ++j) C[i * ldc + j] = t[j][i];
+            for (int j = 0; j < NC; ++j) {
+                float v = t[j][i];
+                if (epi) {  // the scalar epilogue, on the way out
+                    if (epi->bias) v = v + epi->bias[j];
+                    if (epi->relu) v = v < 0.0f ? 0.0f : v;
+                    if (epi->mask) v = epi->mask[i * epi->ldm + j] > 0.0f ? v : 0.0f;
+                }
+                C[i * ldc + j] = v;
+            }
     }
 
     // The two ways a tile reads A(i, k): from a packed panel, or in place from row-major rows.
@@ -150,7 +162,7 @@ struct Ukernel {
 
     template <int R, int NV, class AP>
     static void tile(int64_t kc, AP Ap, const float* B, int64_t ldb, float* C,
-                     int64_t ldc, bool accumulate, int nr) {
+                     int64_t ldc, bool accumulate, int nr, const TileEpilogue* epi) {
         // as run(), with NV vectors of 16 columns per row
         // Masked loads and stores handle a narrow right edge in place: masked-off lanes of B
         // are not read and those of C are never touched.
@@ -180,6 +192,36 @@ struct Ukernel {
             }
             Ap.next();
             B += ldb;
+        }
+        if (epi) {
+            // c + bias, then ReLU as max(0, c): MAXPS returns its second operand when either
+            // is NaN, and for -0.0, like the scalar c < 0 ? 0 : c. The mask keeps c where
+            // mask > 0 (ordered: a NaN mask blocks).
+            const __m512 zero = _mm512_setzero_ps();
+            // (Every loop over the accumulators is unrolled, or they would live on the stack.)
+            if (epi->bias) {
+#pragma GCC unroll 2
+                for (int v = 0; v < NV; ++v) {
+                    const __m512 bv = _mm512_maskz_loadu_ps(m[v], epi->bias + 16 * v);
+#pragma GCC unroll 12
+                    for (int i = 0; i < R; ++i) c[i][v] = _mm512_add_ps(c[i][v], bv);
+                }
+            }
+            if (epi->relu)
+#pragma GCC unroll 12
+                for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+                    for (int v = 0; v < NV; ++v) c[i][v] = _mm512_max_ps(zero, c[i][v]);
+            if (epi->mask)
+#pragma GCC unroll 12
+                for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+                    for (int v = 0; v < NV; ++v) {
+                        const __m512 mv =
+                            _mm512_maskz_loadu_ps(m[v], epi->mask + i * epi->ldm + 16 * v);
+                        c[i][v] = _mm512_maskz_mov_ps(
+                            _mm512_cmp_ps_mask(mv, zero, _CMP_GT_OQ), c[i][v]);
+                    }
         }
 #pragma GCC unroll 12
         for (int i = 0; i < R; ++i)

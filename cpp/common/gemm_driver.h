@@ -7,7 +7,8 @@
 //   static constexpr int MR, NR;            register tile, C rows x C columns
 //   static constexpr int64_t KC, MC, NC;     cache blocking (see the ISA file for why)
 //   template <int R> static void run(int64_t kc, const float* A, int64_t lda, const float* B,
-//                                    int64_t ldb, float* C, int64_t ldc, bool accumulate, int nr);
+//                                    int64_t ldb, float* C, int64_t ldc, bool accumulate, int nr,
+//                                    const TileEpilogue* epi);
 //     C(R,nr) = (accumulate ? C : 0) + A(R,kc) · B(kc,nr), one FMA per k in order, for
 //     R <= MR rows (so a short edge tile costs only its own rows) and nr <= NR columns.
 //     A is packed k-major with stride MR when lda == 0, else read in place from row-major rows
@@ -15,6 +16,8 @@
 //     are readable (a packed panel, or a full-width panel of the caller's row-major matrix),
 //     or only nr of them when kMaskedB says the kernel masks its B loads.
 //   static constexpr bool kMaskedB;
+//   static constexpr bool kFusedEpilogue;  whether run applies a non-null epi (bias, ReLU,
+//     mask) to its registers; otherwise the driver passes null and runs the scalar epilogue.
 //   static constexpr int kWideRows;  and  template <int R> static void run_wide(kc, Ap, B, ldb,
 //     C, ldc, accumulate, nc): like run, for R <= kWideRows rows and all nc columns of an
 //     in-place row-major B at once (0 = not provided).
@@ -28,6 +31,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/tile_epilogue.h"
 #include "fastdense/parallel.h"
 
 namespace fastdense {
@@ -186,12 +190,13 @@ void sgd_rows(float* C, int64_t ldc, int64_t ci, int64_t mr, int64_t cj, int64_t
 // Calls U::run<mr> for a runtime row count 1 <= mr <= MR (one instantiation per row count).
 template <class U, int R = U::MR>
 inline void run_rows(int mr, int64_t kc, const float* A, int64_t lda, const float* B,
-                     int64_t ldb, float* C, int64_t ldc, bool acc, int nr) {
+                     int64_t ldb, float* C, int64_t ldc, bool acc, int nr,
+                     const TileEpilogue* epi) {
     if constexpr (R == 1) {
-        U::template run<1>(kc, A, lda, B, ldb, C, ldc, acc, nr);
+        U::template run<1>(kc, A, lda, B, ldb, C, ldc, acc, nr, epi);
     } else {
-        if (mr == R) U::template run<R>(kc, A, lda, B, ldb, C, ldc, acc, nr);
-        else run_rows<U, R - 1>(mr, kc, A, lda, B, ldb, C, ldc, acc, nr);
+        if (mr == R) U::template run<R>(kc, A, lda, B, ldb, C, ldc, acc, nr, epi);
+        else run_rows<U, R - 1>(mr, kc, A, lda, B, ldb, C, ldc, acc, nr, epi);
     }
 }
 
@@ -209,6 +214,7 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
                  int64_t kc, const Fuse& fuse) {
     constexpr int MR = U::MR, NR = U::NR;
     const bool first = pc == 0, last = pc + kc == (fuse.k_total);
+    constexpr bool in_tile = U::kFusedEpilogue && E != Epilogue::None && E != Epilogue::Sgd;
     // For a short block (a batch of <= 128 rows) a row-major A (X·W, dY·Wᵀ) is read in place
     // by the register tiles: packing its rows was a strided scatter that cost 12% of a
     // 100x784·784x100 X·W. Taller blocks are packed: there the packed panel's contiguous
@@ -246,11 +252,21 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
                 const int mr = static_cast<int>(mc - ir < MR ? mc - ir : MR);
                 const int64_t ci = ic + ir, cj = jc + jr;
                 float* c = C + ci * ldc + cj;
+                // The last K block's bias/ReLU/mask, in the tile's registers where the ISA can.
+                const TileEpilogue* te = nullptr;
+                TileEpilogue tile_epi;
+                if (in_tile && last) {
+                    tile_epi.bias = fuse.bias ? fuse.bias + cj : nullptr;
+                    tile_epi.mask = fuse.mask ? fuse.mask + ci * ldc + cj : nullptr;
+                    tile_epi.ldm = ldc;
+                    tile_epi.relu = E == Epilogue::BiasRelu || E == Epilogue::Relu;
+                    te = &tile_epi;
+                }
                 if (direct_a)
-                    run_rows<U>(mr, kc, A.at(ci, pc), A.rs, Bj, ldb, c, ldc, !first, nr);
+                    run_rows<U>(mr, kc, A.at(ci, pc), A.rs, Bj, ldb, c, ldc, !first, nr, te);
                 else
-                    run_rows<U>(mr, kc, Ap + ir * kc, 0, Bj, ldb, c, ldc, !first, nr);
-                if (last) epilogue<E>(c, ldc, mr, nr, ci, cj, fuse);
+                    run_rows<U>(mr, kc, Ap + ir * kc, 0, Bj, ldb, c, ldc, !first, nr, te);
+                if (last && !in_tile) epilogue<E>(c, ldc, mr, nr, ci, cj, fuse);
             }
         }
         if (E == Epilogue::Sgd && last) sgd_rows(C + ic * ldc + jc, ldc, ic, mc, jc, nc, fuse);
