@@ -28,8 +28,11 @@ struct Ukernel {
     static void run_wide(int64_t, const float*, const float*, int64_t, float*, int64_t, bool,
                          int64_t) {}
 
-    // The driver applies the epilogues after the tile (run's epi is always null).
+    // The driver applies the epilogues after the tile (run's epi is always null), and packs
+    // row-major A with its scalar loop.
     static constexpr bool kFusedEpilogue = false;
+    static constexpr bool kPackRows = false;
+    static void pack_rows(float*, const float*, int64_t, int64_t) {}
 
     template <int R>
     static void run(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb,

@@ -16,6 +16,9 @@
 //     are readable (a packed panel, or a full-width panel of the caller's row-major matrix),
 //     or only nr of them when kMaskedB says the kernel masks its B loads.
 //   static constexpr bool kMaskedB;
+//   static constexpr bool kPackRows;  and  static void pack_rows(float* dst, const float* src,
+//     int64_t lda, int64_t kc): packs a full MR-row sliver of a row-major A (k-major, stride
+//     MR), when kPackRows; otherwise the driver's scalar loop does.
 //   static constexpr bool kFusedEpilogue;  whether run applies a non-null epi (bias, ReLU,
 //     mask) to its registers; otherwise the driver passes null and runs the scalar epilogue.
 //   static constexpr int kWideRows;  and  template <int R> static void run_wide(kc, Ap, B, ldb,
@@ -92,7 +95,9 @@ void pack_a(float* dst, View A, int64_t i0, int64_t mc, int64_t k0, int64_t kc) 
     for (int64_t ir = 0; ir < mc; ir += MR) {
         const int64_t mr = mc - ir < MR ? mc - ir : MR;
         float* d = dst + ir * kc;
-        if (A.cs == 1) {  // rows contiguous in k: read each row once, scatter into the panel
+        if (A.cs == 1 && mr == MR && U::kPackRows) {  // a full sliver, the ISA's transpose
+            U::pack_rows(d, A.at(i0 + ir, k0), A.rs, kc);
+        } else if (A.cs == 1) {  // rows contiguous in k: read each row once, scatter into panel
             for (int64_t i = 0; i < mr; ++i) {
                 const float* s = A.at(i0 + ir + i, k0);
                 for (int64_t k = 0; k < kc; ++k) d[k * MR + i] = s[k];
