@@ -32,6 +32,7 @@ struct Ukernel {
     // row-major A with its scalar loop.
     static constexpr bool kFusedEpilogue = false;
     static constexpr bool kPackRows = false;
+    template <int ROWS>
     static void pack_rows(float*, const float*, int64_t, int64_t) {}
 
     template <int R>

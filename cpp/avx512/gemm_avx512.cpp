@@ -39,17 +39,18 @@ struct Ukernel {
     // run() applies the bias, ReLU and mask epilogues to its registers (TileEpilogue).
     static constexpr bool kFusedEpilogue = true;
 
-    // pack_rows packs a full MR-row sliver of a row-major A (the driver's scalar loop
-    // scattered one float at a time with an MR stride: 5% of a 1024^3 X·W).
+    // pack_rows packs a full MR-row sliver of a row-major A, or a full NR-wide panel of a
+    // transposed B (the driver's scalar loops moved one float at a time: 5% of a 1024^3 X·W).
     static constexpr bool kPackRows = true;
 
+    template <int ROWS>
     static void pack_rows(float* dst, const float* src, int64_t lda, int64_t kc) {
-        // src is (MR, kc) with row stride lda; dst[k*MR + i] = src[i*lda + k]
+        // src is (ROWS, kc) with row stride lda; dst[k*ROWS + i] = src[i*lda + k]
         // Groups of 4 rows x 16 k: a 4x4 transpose inside each 128-bit lane leaves, in u[j],
         // lane L = rows 0..3 at k = 4L + j, which is 4 floats of the panel at (4L + j)*MR.
         int64_t k = 0;
         for (; k + 16 <= kc; k += 16) {
-            for (int g = 0; g < MR / 4; ++g) {
+            for (int g = 0; g < ROWS / 4; ++g) {
                 const float* s = src + 4 * g * lda + k;
                 const __m512 r0 = _mm512_loadu_ps(s), r1 = _mm512_loadu_ps(s + lda);
                 const __m512 r2 = _mm512_loadu_ps(s + 2 * lda), r3 = _mm512_loadu_ps(s + 3 * lda);
@@ -60,17 +61,17 @@ struct Ukernel {
                     _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
                     _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
                     _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
-                float* d = dst + k * MR + 4 * g;
+                float* d = dst + k * ROWS + 4 * g;
                 for (int j = 0; j < 4; ++j) {
-                    _mm_storeu_ps(d + j * MR, _mm512_castps512_ps128(u[j]));
-                    _mm_storeu_ps(d + (4 + j) * MR, _mm512_extractf32x4_ps(u[j], 1));
-                    _mm_storeu_ps(d + (8 + j) * MR, _mm512_extractf32x4_ps(u[j], 2));
-                    _mm_storeu_ps(d + (12 + j) * MR, _mm512_extractf32x4_ps(u[j], 3));
+                    _mm_storeu_ps(d + j * ROWS, _mm512_castps512_ps128(u[j]));
+                    _mm_storeu_ps(d + (4 + j) * ROWS, _mm512_extractf32x4_ps(u[j], 1));
+                    _mm_storeu_ps(d + (8 + j) * ROWS, _mm512_extractf32x4_ps(u[j], 2));
+                    _mm_storeu_ps(d + (12 + j) * ROWS, _mm512_extractf32x4_ps(u[j], 3));
                 }
             }
         }
         for (; k < kc; ++k)
-            for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i * lda + k];
+            for (int i = 0; i < ROWS; ++i) dst[k * ROWS + i] = src[i * lda + k];
     }
 
     template <int R>

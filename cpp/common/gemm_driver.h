@@ -16,9 +16,10 @@
 //     are readable (a packed panel, or a full-width panel of the caller's row-major matrix),
 //     or only nr of them when kMaskedB says the kernel masks its B loads.
 //   static constexpr bool kMaskedB;
-//   static constexpr bool kPackRows;  and  static void pack_rows(float* dst, const float* src,
-//     int64_t lda, int64_t kc): packs a full MR-row sliver of a row-major A (k-major, stride
-//     MR), when kPackRows; otherwise the driver's scalar loop does.
+//   static constexpr bool kPackRows;  and  template <int ROWS> static void pack_rows(float* dst,
+//     const float* src, int64_t lda, int64_t kc): dst[k*ROWS + i] = src[i*lda + k], used for
+//     full MR-row slivers of a row-major A and full NR-wide panels of a transposed B when
+//     kPackRows; otherwise the driver's scalar loops do.
 //   static constexpr bool kFusedEpilogue;  whether run applies a non-null epi (bias, ReLU,
 //     mask) to its registers; otherwise the driver passes null and runs the scalar epilogue.
 //   static constexpr int kWideRows;  and  template <int R> static void run_wide(kc, Ap, B, ldb,
@@ -96,7 +97,7 @@ void pack_a(float* dst, View A, int64_t i0, int64_t mc, int64_t k0, int64_t kc) 
         const int64_t mr = mc - ir < MR ? mc - ir : MR;
         float* d = dst + ir * kc;
         if (A.cs == 1 && mr == MR && U::kPackRows) {  // a full sliver, the ISA's transpose
-            U::pack_rows(d, A.at(i0 + ir, k0), A.rs, kc);
+            U::template pack_rows<MR>(d, A.at(i0 + ir, k0), A.rs, kc);
         } else if (A.cs == 1) {  // rows contiguous in k: read each row once, scatter into panel
             for (int64_t i = 0; i < mr; ++i) {
                 const float* s = A.at(i0 + ir + i, k0);
@@ -131,6 +132,8 @@ void pack_b(float* dst, View B, int64_t k0, int64_t kc, int64_t j0, int64_t nc) 
                 for (int64_t j = 0; j < nr; ++j) dk[j] = s[j];
                 for (int64_t j = nr; j < NR; ++j) dk[j] = 0.0f;
             }
+        } else if (B.rs == 1 && nr == NR && U::kPackRows) {  // a full transposed panel
+            U::template pack_rows<NR>(d, B.at(k0, j0 + jr), B.cs, kc);
         } else {  // transposed B (dY·Wᵀ): a transpose in blocks of 8 k
             // Reading 8 consecutive k of each of the NR source rows, then writing 8 whole
             // panel rows, keeps both sides in a few cache lines (a column-at-a-time walk
