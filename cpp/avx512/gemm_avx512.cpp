@@ -110,15 +110,17 @@ struct Ukernel {
     }
 
     template <int R>
-    static void run(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb,
-                    float* C, int64_t ldc, bool accumulate, int nr, const TileEpilogue* epi) {
+    [[gnu::always_inline]] static inline void run(int64_t kc, const float* A, int64_t lda,
+                                                  const float* B, int64_t ldb, float* C,
+                                                  int64_t ldc, bool accumulate, int nr,
+                                                  const TileEpilogue* epi) {
         // A is (R, kc): packed k-major with stride MR when lda == 0, else the caller's
         // row-major matrix with row stride lda; B is (kc, nr <= 32) with row stride ldb,
         // C is (R, nr) with row stride ldc; epi, when not null, is applied before the store
         // A right edge of at most 16 columns (N = 100 leaves 4, N = 10 leaves 10) runs with
         // one vector per row instead of two: half the FMAs, nothing computed to be dropped.
         if (lda == 0) {
-            if (nr <= 8) narrow<R>(kc, A, B, ldb, C, ldc, accumulate, nr, epi);
+            if (nr <= 8 && kc >= 16) narrow<R>(kc, A, B, ldb, C, ldc, accumulate, nr, epi);
             else if (nr <= 16) tile<R, 1>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
             else tile<R, 2>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
         } else {
@@ -131,7 +133,8 @@ struct Ukernel {
     // down the R rows of one column instead of along a row, so a k costs one FMA per column
     // (4) instead of one per row (12). Each element is still one FMA chain over k in order,
     // and a*b == b*a exactly, so the bits are those of the row-vector tile. (With A read in
-    // place, gathering a column of A per k by masked broadcasts cost more than it saved.)
+    // place, gathering a column of A per k by masked broadcasts cost more than it saved; for
+    // a short k, as in a batch-1 weight gradient, the transposed store costs more too.)
     template <int R>
     static void narrow(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
                        int64_t ldc, bool accumulate, int nr, const TileEpilogue* epi) {
