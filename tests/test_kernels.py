@@ -634,3 +634,41 @@ def test_fd_two_layer_net(isa, check_close):
     fd_check(check_close, db1, central_diff(lambda v: loss64(b1_=v), b1), f"db1 [{isa}]")
     fd_check(check_close, dw2, central_diff(lambda v: loss64(w2_=v), w2), f"dw2 [{isa}]")
     fd_check(check_close, db2, central_diff(lambda v: loss64(b2_=v), b2), f"db2 [{isa}]")
+
+
+# -- first_non_finite: the threaded input check behind fit(check of x) --------------------------
+
+
+@pytest.mark.parametrize("threads_n", [1, 2, 3])
+def test_first_non_finite_finds_the_first_bad_value(threads, threads_n):
+    """Every position class: the first and last element, block (4096) and thread-part
+    boundaries, several bad values (the lowest index wins, whichever part holds it)."""
+    threads(threads_n)
+    n = 3 * 4096 * 7 + 5  # above the parallel threshold, not a multiple of anything
+    base = np.random.default_rng(0).standard_normal(n).astype(F32)
+    base[::997] = np.finfo(np.float32).max  # huge but finite
+    base[1::991] = np.finfo(np.float32).tiny / 4  # subnormal
+    base[2::983] = -0.0
+    assert core.first_non_finite(base) == -1
+    for bad in (np.nan, np.inf, -np.inf):
+        for positions in ([0], [n - 1], [4095], [4096], [n // 2], [n // 3 + 1, n - 2],
+                          [n - 7, 12_345]):
+            x = base.copy()
+            x[positions] = bad
+            assert core.first_non_finite(x) == min(positions), (bad, positions)
+    nan_payload = np.array([1.0, 2.0], F32)
+    nan_payload.view(np.uint32)[1] = 0x7FC0_1234
+    assert core.first_non_finite(nan_payload) == 1
+    two_d = base[:12].reshape(3, 4).copy()
+    two_d[2, 1] = np.inf
+    assert core.first_non_finite(two_d) == 9  # flat index of [2, 1]
+
+
+def test_first_non_finite_rejects_other_arrays():
+    assert core.first_non_finite(np.zeros(0, F32)) == -1
+    with pytest.raises(TypeError, match="C-contiguous float32 array, got float64"):
+        core.first_non_finite(np.zeros(4))
+    with pytest.raises(TypeError, match="not C-contiguous"):
+        core.first_non_finite(np.zeros((4, 4), F32).T)
+    with pytest.raises(TypeError, match="numpy array of float32, got list"):
+        core.first_non_finite([1.0])

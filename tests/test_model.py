@@ -158,7 +158,10 @@ def test_fit_stops_on_non_finite_loss():
         (np.zeros((5, 6), np.float32), np.zeros(4, np.int64), ValueError, "5 samples but y has 4"),
         (np.zeros((5, 6), np.float32), np.full(5, 3), ValueError, r"label 3 is out of range \[0, 3\)"),
         (np.zeros((5, 6), np.float32), np.full(5, -1), ValueError, r"label -1 is out of range"),
-        (np.full((5, 6), np.nan, np.float32), np.zeros(5, np.int64), ValueError, "NaN"),
+        (np.full((5, 6), np.nan, np.float32), np.zeros(5, np.int64), ValueError,
+         r"NaN or infinity: x\[0, 0\] = nan"),
+        (np.where(np.arange(30).reshape(5, 6) == 17, -np.inf, 1.0), np.zeros(5, np.int64),
+         ValueError, r"NaN or infinity: x\[2, 5\] = -inf"),
         (np.zeros((5, 6), np.complex64), np.zeros(5, np.int64), TypeError, "real numeric"),
     ],
 )

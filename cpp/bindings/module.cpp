@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "fastdense/checks.h"
 #include "fastdense/dispatch.h"
 #include "fastdense/kernels.h"
 #include "fastdense/train_step.h"
@@ -405,6 +406,22 @@ std::vector<double> sum_squares(py::handle arrays_) {
 
 // Measured FP32 peak in GFLOP/s: every thread of a team runs the active ISA's FMA probe for
 // about `seconds`; total FLOPs over wall time.
+int64_t first_non_finite(py::handle x_) {
+    // Any float32 C-contiguous array, read as a flat run of values (empty: -1).
+    if (!py::isinstance<py::array>(x_))
+        throw py::type_error("first_non_finite: expected `x` to be a numpy array of float32, "
+                             "got " + type_name(x_));
+    auto x = py::reinterpret_borrow<py::array>(x_);
+    if (!x.dtype().is(py::dtype::of<float>()) || !(x.flags() & py::array::c_style))
+        throw py::type_error("first_non_finite: expected a C-contiguous float32 array, got " +
+                             std::string(py::str(x.dtype())) +
+                             ((x.flags() & py::array::c_style) ? "" : " (not C-contiguous)"));
+    const float* p = static_cast<const float*>(x.data());
+    const int64_t n = x.size();
+    py::gil_scoped_release nogil;
+    return fastdense::first_non_finite(p, n);
+}
+
 double peak_gflops(int threads, double seconds) {
     if (threads < 1) throw py::value_error("peak_gflops: `threads` must be >= 1");
     if (!(seconds > 0.0) || seconds > 60.0)
@@ -656,6 +673,9 @@ PYBIND11_MODULE(_core, m) {
              py::arg("lr"), py::arg("first_step"),
              "step() on rows idx of (x, y), gathered in C++: (loss, correct, updated).");
 
+    m.def("first_non_finite", &first_non_finite, py::arg("x"),
+          "Flat index of the first NaN or infinity in a C-contiguous float32 array, or -1: one "
+          "threaded read-only pass.");
     m.def("peak_gflops", &peak_gflops, py::arg("threads") = 1, py::arg("seconds") = 0.2,
           "Measured FP32 FMA peak of the active ISA on `threads` threads, in GFLOP/s.");
 
