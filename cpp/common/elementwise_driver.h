@@ -75,6 +75,19 @@ double softmax_xent(float* losses, float* dlogits, const float* logits, Labels l
     return total / static_cast<double>(M);
 }
 
+void sgd_block(float* param, float* buf, const float* grad, int64_t rows, int64_t cols,
+               int64_t ld, const SgdStep& s) {
+    // param, buf (null without momentum) and grad are (rows, cols) blocks with row stride ld;
+    // on the calling thread (the GEMM's SGD epilogue, already inside its team).
+    float* b = s.momentum != 0.0f ? buf : nullptr;
+    if (cols == ld) {
+        sgd_range(param, b, grad, rows * cols, s, 1.0f);
+        return;
+    }
+    for (int64_t i = 0; i < rows; ++i)
+        sgd_range(param + i * ld, b ? b + i * ld : nullptr, grad + i * ld, cols, s, 1.0f);
+}
+
 void sgd_update(float* param, float* momentum_buf, const float* grad, int64_t n, float lr,
                 float momentum, float dampening, float weight_decay, bool nesterov,
                 bool first_step, float grad_scale, float clip_value) {

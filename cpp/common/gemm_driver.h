@@ -41,7 +41,10 @@
 namespace fastdense {
 namespace FASTDENSE_ISA_NS {
 
-// This ISA's elementwise SGD (elementwise_<isa>.cpp), applied to finished dW tiles.
+// This ISA's elementwise SGD (elementwise_<isa>.cpp) on a (rows, cols) block with row stride
+// ld, on the calling thread: applied to finished dW blocks.
+void sgd_block(float* param, float* buf, const float* grad, int64_t rows, int64_t cols,
+               int64_t ld, const SgdStep& s);
 void sgd_update(float*, float*, const float*, int64_t, float, float, float, float, bool, bool,
                 float, float);
 
@@ -182,17 +185,8 @@ void epilogue(float* C, int64_t ldc, int64_t mr, int64_t nr, int64_t ci, int64_t
 void sgd_rows(float* C, int64_t ldc, int64_t ci, int64_t mr, int64_t cj, int64_t nc,
               const Fuse& f) {
     // C (mr, nc) at row ci, column cj of a (., ldc) gradient; param and buf shaped like it
-    const SgdStep& s = *f.sgd;
     const int64_t at = ci * ldc + cj;
-    if (nc == ldc) {  // whole rows: one contiguous range
-        sgd_update(f.param + at, f.buf ? f.buf + at : nullptr, C, mr * nc, s.lr, s.momentum,
-                   s.dampening, s.weight_decay, s.nesterov, s.first_step, 1.0f, s.clip_value);
-        return;
-    }
-    for (int64_t i = 0; i < mr; ++i)
-        sgd_update(f.param + at + i * ldc, f.buf ? f.buf + at + i * ldc : nullptr, C + i * ldc,
-                   nc, s.lr, s.momentum, s.dampening, s.weight_decay, s.nesterov,
-                   s.first_step, 1.0f, s.clip_value);
+    sgd_block(f.param + at, f.buf ? f.buf + at : nullptr, C, mr, nc, ldc, *f.sgd);
 }
 
 // Calls U::run<mr> for a runtime row count 1 <= mr <= MR (one instantiation per row count).
