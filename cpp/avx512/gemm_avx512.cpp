@@ -129,7 +129,8 @@ struct Ukernel {
         }
     }
 
-    // A right edge of at most 8 columns from a packed A (N = 100 leaves 4): the vectors run
+    // A right edge of at most 8 columns from a packed A (N = 100 leaves 4; the driver packs A
+    // for such blocks, see macro_block, so the two conditions must agree): the vectors run
     // down the R rows of one column instead of along a row, so a k costs one FMA per column
     // (4) instead of one per row (12). Each element is still one FMA chain over k in order,
     // and a*b == b*a exactly, so the bits are those of the row-vector tile. (With A read in

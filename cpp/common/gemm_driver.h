@@ -218,13 +218,19 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     const bool first = pc == 0, last = pc + kc == (fuse.k_total);
     constexpr bool in_tile = U::kFusedEpilogue && E != Epilogue::None && E != Epilogue::Sgd;
     // For a short block (a batch of <= 128 rows) a row-major A (X·W, dY·Wᵀ) is read in place
-    // by the register tiles: packing its rows was a strided scatter that cost 12% of a
-    // 100x784·784x100 X·W. Taller blocks are packed: there the packed panel's contiguous
-    // reads win (reading 12 rows in place was 5-9% slower at 1024^3). So are rows a multiple
-    // of 2 KiB apart: they fall into one or two L1 sets (4 KiB apart, all 12 rows compete for
-    // one 8-way set: 10% slower at 256x1024·1024x1024). A transposed A (Xᵀ·dY) is always
-    // packed, each k being a short contiguous run.
-    const bool direct_a = A.cs == 1 && m1 - m0 <= kDirectBRows && A.rs % 512 != 0;
+    // by the register tiles, which saves packing it (a strided scatter without the ISA's
+    // pack_rows: 12% of a 100x784·784x100 X·W). Not when the block has a right edge of
+    // <= 8 columns that the ISA runs column-wise from a packed A: there packing with
+    // pack_rows and the cheaper edge win (N = 100: 155 vs 168 us on 1 thread). Taller blocks
+    // are packed: there the packed panel's contiguous reads win (reading 12 rows in place was
+    // 5-9% slower at 1024^3). So are rows a multiple of 2 KiB apart: they fall into one or two
+    // L1 sets (4 KiB apart, all 12 rows compete for one 8-way set: 10% slower at
+    // 256x1024·1024x1024). A transposed A (Xᵀ·dY) is always packed, each k being a short
+    // contiguous run.
+    const int64_t edge = nc % U::NR;
+    const bool narrow_edge = U::kPackRows && edge > 0 && edge <= 8 && kc >= 16;
+    const bool direct_a =
+        A.cs == 1 && m1 - m0 <= kDirectBRows && A.rs % 512 != 0 && !narrow_edge;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && U::kMaskedB && mc <= U::kWideRows;
