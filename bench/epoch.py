@@ -1,8 +1,9 @@
 """One epoch of Fashion-MNIST, 784-100-10 (ReLU), batch 100, SGD lr 0.05 momentum 0.9.
 
 * fastdense: ``model.fit(x_train, y_train, epochs=1, batch_size=100, seed=0, verbose=0)``
-  (fit shuffles with ``default_rng(seed).permutation``, gathers the epoch into one buffer,
-  runs ``train_step`` per batch and counts training accuracy).
+  (fit checks x for NaN/inf, shuffles with ``default_rng(seed).permutation``, and per batch
+  runs the C++ step on those rows of the dataset, gathered inside the step; it counts training
+  loss and accuracy).
 * torch (eager): the same initial weights copied in, the same permutation, one gather per
   epoch (``index_select``), then per batch ``zero_grad(set_to_none=True)``, forward,
   ``F.cross_entropy``, ``backward``, ``SGD.step`` and the same running loss/accuracy that fit
@@ -15,8 +16,8 @@ Only the epoch is timed (not data loading, not evaluation).
 Memory: ``ru_maxrss`` of the case process (the peak resident set over its lifetime) after the
 library is imported and the data loaded, and at the end. The end value includes the
 interpreter, the imported libraries, the dataset as float32 (train 188 MB + test 31 MB), the
-shuffled copy of the training set, the model, optimizer state and autograd buffers, and
-evaluation on the test set. The torch
+shuffled copy of the training set (torch) or one gathered batch (fastdense), the model,
+optimizer state and autograd buffers, and evaluation on the test set. The torch
 process reads the data with fastdense's loader module alone (numpy only), without loading
 fastdense's compiled core.
 """

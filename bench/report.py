@@ -316,7 +316,8 @@ def markdown(data, plots=()):
               "weights in the same batch order; time excludes data loading and evaluation. "
               "RSS is `ru_maxrss` of the case process (its peak resident set): after loading "
               "the data, and at the end — interpreter, imported libraries, the float32 dataset, "
-              "the epoch's shuffled copy, model, optimizer and autograd state, test evaluation.", ""]
+              "the epoch's shuffled copy (torch) or one gathered batch (fastdense), model, "
+              "optimizer and autograd state, test evaluation.", ""]
         body = []
         for r in sorted(ep, key=lambda r: (r["threads"], r["lib"] != "fastdense")):
             body.append([r["lib"], r["threads"], _trange(r), _x(r.get("ratio", {}).get("torch")),
