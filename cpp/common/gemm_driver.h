@@ -30,6 +30,7 @@
 #error "define FASTDENSE_ISA_NS before including gemm_driver.h"
 #endif
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -420,7 +421,25 @@ void matmul_backward_weight_sgd(float* dW, float* db, const float* X, const floa
     f.sgd = &s;
     f.param = W;
     f.buf = buf_W;
-    gemm<Ukernel, Epilogue::Sgd>(dW, A, B, K, M, N, f);
+    if (M == 1) {
+        // A batch of one: dW is the outer product x ⊗ dy, memory-bound. Rows of it are
+        // written and, while still in L1, stepped in chunks: no packing, no tiles, no second
+        // pass over dW. dW[k, j] = fma(x[k], dy[j], 0), the first (and only) FMA of the
+        // GEMM's chain for that element, so the bits are the same.
+        constexpr int64_t kChunkFloats = 4096;  // 16 KiB of dW per SGD call
+        const int64_t rows = N >= kChunkFloats ? 1 : kChunkFloats / N;
+        for (int64_t k0 = 0; k0 < K; k0 += rows) {
+            const int64_t k1 = K - k0 < rows ? K : k0 + rows;
+            for (int64_t k = k0; k < k1; ++k) {
+                const float x = X[k];
+                float* d = dW + k * N;
+                for (int64_t j = 0; j < N; ++j) d[j] = std::fma(x, dY[j], 0.0f);
+            }
+            sgd_rows(dW + k0 * N, N, k0, k1 - k0, 0, N, f);
+        }
+    } else {
+        gemm<Ukernel, Epilogue::Sgd>(dW, A, B, K, M, N, f);
+    }
     if (db) {
         column_sums(db, dY, M, N);
         sgd_update(b, buf_b, db, N, s.lr, s.momentum, s.dampening, s.weight_decay, s.nesterov,
