@@ -533,24 +533,11 @@ public:
         expect_shape(y, fn, "y", {M}, "(batch,)", " to match `x` of shape " +
                                                       shape_str({M, layers_.front().in}));
         fastdense::Labels lab{y.data(), y.dtype().is(py::dtype::of<int64_t>())};
-        for (int64_t i = 0; i < M; ++i) {
-            const int64_t v = fastdense::label_at(lab, i);
-            if (v < 0 || v >= C)
-                throw py::value_error(std::string(fn) + ": label " + std::to_string(v) +
-                                      " (y[" + std::to_string(i) + "]) is out of range [0, " +
-                                      std::to_string(C) + ")");
-        }
-        SgdParams sgd = sgd_;
-        sgd.lr = lr;
-        sgd.first_step = first_step;
+        for (int64_t i = 0; i < M; ++i) check_label(fn, lab, i, C);
         const float* X = fptr(x);
-        fastdense::StepResult r;
-        {
-            py::gil_scoped_release nogil;
-            std::lock_guard<std::mutex> lock(mutex_);  // the workspace is per trainer
-            r = fastdense::mlp_train_step(layers_, ws_, X, lab, M, sgd);
-        }
-        return py::make_tuple(r.loss, r.correct, r.updated);
+        return run(lr, first_step, [&](const SgdParams& sgd) {
+            return fastdense::mlp_train_step(layers_, ws_, X, lab, M, sgd);
+        });
     }
 
     py::tuple step_rows(py::handle x_, py::handle y_, py::handle idx_, float lr, bool first_step) {
@@ -579,28 +566,41 @@ public:
                 throw py::index_error(std::string(fn) + ": row index " + std::to_string(r) +
                                       " (idx[" + std::to_string(i) + "]) is out of range [0, " +
                                       std::to_string(n) + ")");
-            const int64_t v = fastdense::label_at(lab, r);
-            if (v < 0 || v >= C)
-                throw py::value_error(std::string(fn) + ": label " + std::to_string(v) +
-                                      " (y[" + std::to_string(r) + "]) is out of range [0, " +
-                                      std::to_string(C) + ")");
+            check_label(fn, lab, r, C);
         }
+        const float* X = fptr(x);
+        return run(lr, first_step, [&](const SgdParams& sgd) {
+            fastdense::gather_batch(layers_, ws_, X, lab, rows, M);
+            return fastdense::mlp_train_step(layers_, ws_, ws_.x.data(),
+                                             fastdense::Labels{ws_.y.data(), true}, M, sgd);
+        });
+    }
+
+private:
+    static void check_label(const char* fn, fastdense::Labels lab, int64_t i, int64_t C) {
+        const int64_t v = fastdense::label_at(lab, i);
+        if (v < 0 || v >= C)
+            throw py::value_error(std::string(fn) + ": label " + std::to_string(v) + " (y[" +
+                                  std::to_string(i) + "]) is out of range [0, " +
+                                  std::to_string(C) + ")");
+    }
+
+    // Runs one step (a StepResult from body(sgd)) without the GIL, under the trainer's lock
+    // (the workspace is per trainer), with this call's learning rate.
+    template <class Body>
+    py::tuple run(float lr, bool first_step, const Body& body) {
         SgdParams sgd = sgd_;
         sgd.lr = lr;
         sgd.first_step = first_step;
-        const float* X = fptr(x);
         fastdense::StepResult r;
         {
             py::gil_scoped_release nogil;
             std::lock_guard<std::mutex> lock(mutex_);
-            fastdense::gather_batch(layers_, ws_, X, lab, rows, M);
-            r = fastdense::mlp_train_step(layers_, ws_, ws_.x.data(),
-                                          fastdense::Labels{ws_.y.data(), true}, M, sgd);
+            r = body(sgd);
         }
         return py::make_tuple(r.loss, r.correct, r.updated);
     }
 
-private:
     std::vector<py::array> keep_;  // keeps every bound array alive
     std::vector<fastdense::DenseParams> layers_;
     fastdense::StepWorkspace ws_;
