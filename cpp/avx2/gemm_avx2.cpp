@@ -31,6 +31,9 @@ struct Ukernel {
     // The driver applies the epilogues after the tile (run's epi is always null), and packs
     // row-major A with its scalar loop.
     static constexpr bool kFusedEpilogue = false;
+    // No column-wise narrow edge (see the AVX-512 kernel).
+    static constexpr int kNarrowCols = 0;
+    static constexpr int64_t kNarrowMinK = 0;
     static constexpr bool kPackRows = false;
     template <int ROWS>
     static void pack_rows(float*, const float*, int64_t, int64_t) {}

@@ -39,6 +39,10 @@ struct Ukernel {
     // run() applies the bias, ReLU and mask epilogues to its registers (TileEpilogue).
     static constexpr bool kFusedEpilogue = true;
 
+    // A right edge this narrow, with a k this long, runs column-wise from packed A (narrow()).
+    static constexpr int kNarrowCols = 8;
+    static constexpr int64_t kNarrowMinK = 16;
+
     // pack_rows packs a full MR-row sliver of a row-major A, or a full NR-wide panel of a
     // transposed B (the driver's scalar loops moved one float at a time: 5% of a 1024^3 X·W).
     static constexpr bool kPackRows = true;
@@ -120,7 +124,8 @@ struct Ukernel {
         // A right edge of at most 16 columns (N = 100 leaves 4, N = 10 leaves 10) runs with
         // one vector per row instead of two: half the FMAs, nothing computed to be dropped.
         if (lda == 0) {
-            if (nr <= 8 && kc >= 16) narrow<R>(kc, A, B, ldb, C, ldc, accumulate, nr, epi);
+            if (nr <= kNarrowCols && kc >= kNarrowMinK)
+                narrow<R>(kc, A, B, ldb, C, ldc, accumulate, nr, epi);
             else if (nr <= 16) tile<R, 1>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
             else tile<R, 2>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
         } else {
@@ -129,8 +134,8 @@ struct Ukernel {
         }
     }
 
-    // A right edge of at most 8 columns from a packed A (N = 100 leaves 4; the driver packs A
-    // for such blocks, see macro_block, so the two conditions must agree): the vectors run
+    // A right edge of at most kNarrowCols columns from a packed A (N = 100 leaves 4; the
+    // driver packs A for such blocks, see macro_block): the vectors run
     // down the R rows of one column instead of along a row, so a k costs one FMA per column
     // (4) instead of one per row (12). Each element is still one FMA chain over k in order,
     // and a*b == b*a exactly, so the bits are those of the row-vector tile. (With A read in

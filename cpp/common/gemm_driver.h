@@ -22,6 +22,9 @@
 //     kPackRows; otherwise the driver's scalar loops do.
 //   static constexpr bool kFusedEpilogue;  whether run applies a non-null epi (bias, ReLU,
 //     mask) to its registers; otherwise the driver passes null and runs the scalar epilogue.
+//   static constexpr int kNarrowCols;  static constexpr int64_t kNarrowMinK;  run handles a
+//     right edge of <= kNarrowCols columns with kc >= kNarrowMinK column-wise, which needs
+//     a packed A (0: never).
 //   static constexpr int kWideRows;  and  template <int R> static void run_wide(kc, Ap, B, ldb,
 //     C, ldc, accumulate, nc): like run, for R <= kWideRows rows and all nc columns of an
 //     in-place row-major B at once (0 = not provided).
@@ -229,7 +232,8 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // 256x1024·1024x1024). A transposed A (Xᵀ·dY) is always packed, each k being a short
     // contiguous run.
     const int64_t edge = nc % U::NR;
-    const bool narrow_edge = U::kPackRows && edge > 0 && edge <= 8 && kc >= 16;
+    const bool narrow_edge =
+        U::kPackRows && edge > 0 && edge <= U::kNarrowCols && kc >= U::kNarrowMinK;
     const bool direct_a =
         A.cs == 1 && m1 - m0 <= kDirectBRows && A.rs % 512 != 0 && !narrow_edge;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
