@@ -43,15 +43,14 @@ int64_t scan(const float* x, int64_t b, int64_t e) {
 
 int64_t first_non_finite(const float* x, int64_t n) {
     // x is (n)
-    int64_t found[kMaxCheckParts];
     const int64_t blocks = (n + kBlock - 1) / kBlock;
-    int t = threads_for(n * 8, blocks < kMaxCheckParts ? blocks : kMaxCheckParts);
+    const int t = threads_for(n * 8, blocks < kMaxCheckParts ? blocks : kMaxCheckParts);
+    int64_t found[kMaxCheckParts];
+    for (int p = 0; p < t; ++p) found[p] = -1;  // also for parts a smaller team leaves out
     run_parts(t, [&](int p, int parts) {
         int64_t b, e;
         split_range(n, parts, p, kBlock, &b, &e);
-        found[p] = b < e ? scan(x, b, e) : -1;
-        if (p == 0)
-            for (int q = parts; q < t; ++q) found[q] = -1;  // a smaller team than asked for
+        if (b < e) found[p] = scan(x, b, e);
     });
     for (int p = 0; p < t; ++p)
         if (found[p] >= 0) return found[p];  // parts are in index order

@@ -378,7 +378,7 @@ class Sequential:
                 opt._bufs_ready = opt._bufs_ready or opt.momentum != 0
                 opt.iterations += 1
             return loss, correct
-        if idx is not None:
+        if idx is not None:  # fit gathers for this path itself; kept so any caller is correct
             x, y = x[idx], y[idx]
         logits = self.forward(x, training=True)
         ws = self._workspace(x.shape[0])
@@ -490,18 +490,17 @@ class Sequential:
                     xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
                     m = len(xb)
                     loss, batch_correct = self._train_step(xb, yb)
-                elif fused:
-                    idx = perm[lo:lo + batch_size]
-                    m = len(idx)
-                    loss, batch_correct = self._train_step(x, y, idx)
                 else:
                     idx = perm[lo:lo + batch_size]
                     m = len(idx)
-                    # mode="clip" gathers straight into the buffer ("raise" goes through a
-                    # temporary); a permutation is always in range.
-                    xb = np.take(x, idx, axis=0, out=x_buf[:m], mode="clip")
-                    yb = np.take(y, idx, axis=0, out=y_buf[:m], mode="clip")
-                    loss, batch_correct = self._train_step(xb, yb)
+                    if fused:
+                        loss, batch_correct = self._train_step(x, y, idx)
+                    else:
+                        # mode="clip" gathers straight into the buffer ("raise" goes through a
+                        # temporary); a permutation is always in range.
+                        xb = np.take(x, idx, axis=0, out=x_buf[:m], mode="clip")
+                        yb = np.take(y, idx, axis=0, out=y_buf[:m], mode="clip")
+                        loss, batch_correct = self._train_step(xb, yb)
                 if not math.isfinite(loss):
                     raise FloatingPointError(
                         f"the training loss became {loss} at epoch {epoch + 1}, step {step + 1}; "
