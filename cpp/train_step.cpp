@@ -30,21 +30,26 @@ void gather_batch(const std::vector<DenseParams>& layers, StepWorkspace& ws, con
     if (static_cast<int64_t>(ws.y.size()) < M) ws.y.resize(static_cast<size_t>(M));
     float* dst = ws.x.data();
     int64_t* labels = ws.y.data();
-    const size_t row_bytes = static_cast<size_t>(width) * sizeof(float);
-    // The first forward GEMM's thread count and row split (gemm_driver.h), so each thread
-    // copies the rows it is about to multiply.
-    run_parts(threads_for(M * width * layers.front().out, M), [&](int p, int parts) {
-        int64_t b, e;
-        split_range(M, parts, p, 1, &b, &e);
+    // Each thread copies what it is about to multiply (gemm_driver.h): its rows when the
+    // first forward splits the batch, its columns when it splits K (forward_splits_k). Then
+    // the forward and the weight gradient's Xᵀ read lines this core wrote, not the other's.
+    const int64_t out = layers.front().out;
+    const bool by_columns = forward_splits_k(M, width, out);
+    run_parts(by_columns ? 2 : threads_for(M * width * out, M), [&](int p, int parts) {
+        int64_t b = 0, e = M, c0 = 0, c1 = width;
+        if (by_columns) split_range(width, parts, p, 16, &c0, &c1);
+        else split_range(M, parts, p, 1, &b, &e);
+        const size_t bytes = static_cast<size_t>(c1 - c0) * sizeof(float);
         for (int64_t i = b; i < e; ++i) {
             if (i + 2 < e) {  // the row after next: its first lines are on their way
-                const char* ahead = reinterpret_cast<const char*>(X_all + idx[i + 2] * width);
-                for (size_t off = 0; off < row_bytes && off < 1024; off += 64)
+                const char* ahead = reinterpret_cast<const char*>(X_all + idx[i + 2] * width + c0);
+                for (size_t off = 0; off < bytes && off < 1024; off += 64)
                     __builtin_prefetch(ahead + off);
             }
-            std::memcpy(dst + i * width, X_all + idx[i] * width, row_bytes);
-            labels[i] = label_at(y_all, idx[i]);
+            std::memcpy(dst + i * width + c0, X_all + idx[i] * width + c0, bytes);
         }
+        if (p == 0 || !by_columns)
+            for (int64_t i = b; i < e; ++i) labels[i] = label_at(y_all, idx[i]);
     });
 }
 
@@ -55,10 +60,14 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     const size_t L = layers.size();
     ws.reserve(layers, M);
 
+    // Norm clipping needs every gradient before any update; otherwise each layer's update is
+    // fused into its weight-gradient GEMM, and its forward may split the threads to match.
+    const bool fuse_update = sgd.clip != Clip::Norm && sgd.clip != Clip::GlobalNorm;
     const float* h = X;
     for (size_t l = 0; l < L; ++l) {
         const DenseParams& p = layers[l];
-        k.matmul_forward(ws.acts[l].data(), h, p.W, p.b, M, p.in, p.out, p.relu);
+        auto forward = fuse_update ? k.matmul_forward_train : k.matmul_forward;
+        forward(ws.acts[l].data(), h, p.W, p.b, M, p.in, p.out, p.relu);
         h = ws.acts[l].data();
     }
     const int64_t C = layers[L - 1].out;
@@ -74,9 +83,7 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     }
     if (!std::isfinite(r.loss)) return r;
 
-    // Norm clipping needs every gradient before any update; otherwise each layer's update is
-    // fused into its weight-gradient GEMM. The input gradient goes first: it needs the old W.
-    const bool fuse_update = sgd.clip != Clip::Norm && sgd.clip != Clip::GlobalNorm;
+    // The input gradient goes first: it needs the old W.
     const float clip_value =
         sgd.clip == Clip::Value ? static_cast<float>(sgd.clip_threshold) : 0.0f;
     const SgdStep step{sgd.lr, sgd.momentum, sgd.dampening, sgd.weight_decay,

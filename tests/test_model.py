@@ -492,6 +492,41 @@ def test_training_is_bitwise_identical_across_isas_and_threads():
             np.testing.assert_array_equal(a, b, err_msg=f"{isa}, {threads} threads")
 
 
+@pytest.mark.parametrize("k, n, batch", [
+    (784, 100, 100),  # the Fashion-MNIST step: N = 3 x 32 + a narrow 4-column edge
+    (300, 50, 37),    # a wide 18-column edge; rows not a multiple of the 12-row tile
+    (1100, 20, 64),   # each thread's half of K spans two 512-deep blocks; N under one tile
+    (520, 130, 256),  # the largest batch that splits K
+    (300, 8, 128),    # N = 8
+])
+def test_split_k_training_forward_is_bitwise_the_one_thread_chain(k, n, batch):
+    """On a team of two, the training step's forward of a layer with more than 256 inputs splits
+    K between the threads (each reads only the weight rows it then updates): one thread runs a
+    unit's k < kb, hands its partial sums over, the other continues the chain. The weights must
+    be those of one thread and of the scalar reference, for given and for gathered batches."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2 * batch + 5, k)).astype(np.float32)
+    y = rng.integers(0, 3, len(x))
+    isa0, threads0 = fastdense.active_isa(), fastdense.get_num_threads()
+    results = []
+    try:
+        for isa in fastdense.supported_isas():
+            for threads in (1, 2):
+                fastdense.set_isa(isa)
+                fastdense.set_num_threads(threads)
+                model = MLP([k, n, 3], kernel_init="he_normal", seed=4)
+                model.compile(lr=0.05, momentum=0.9, weight_decay=1e-4)
+                model.train_step(x[:batch], y[:batch])
+                model.fit(x, y, epochs=1, batch_size=batch, seed=1, verbose=0)
+                results.append((isa, threads, model.get_weights()))
+    finally:
+        fastdense.set_isa(isa0)
+        fastdense.set_num_threads(threads0)
+    for isa, threads, weights in results[1:]:
+        for a, b in zip(results[0][2], weights):
+            np.testing.assert_array_equal(a, b, err_msg=f"{isa}, {threads} threads")
+
+
 def test_fit_warns_once_about_a_dead_symmetric_initialization(embedded, recwarn):
     (x, y), _ = embedded
     model = MLP([784, 32, 10], kernel_init="zeros", seed=0).compile(lr=0.1)

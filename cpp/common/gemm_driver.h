@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <new>
 
 #include "common/tile_epilogue.h"
@@ -72,6 +73,7 @@ struct Fuse {
     float* param = nullptr;
     float* buf = nullptr;
     int64_t k_total = 0;  // the reduction length: the epilogue runs after its last block
+    bool acc_in = false;  // C already holds the chain's earlier part (a pipelined K split)
 };
 
 // Per-thread packing buffers, grown on demand and kept: the hot path allocates nothing after
@@ -214,12 +216,13 @@ constexpr int64_t kDirectBRows = 128;
 // Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
 // run the register tiles over a B block that is packed in Bp, or read in place (direct_b; Bp
 // then holds at most the right-edge panel, for ISAs that cannot mask their B loads).
+// a_packed: Ap already holds A's rows [m0, m1) for this K block, packed (m1 - m0 <= MC).
 template <class U, Epilogue E>
 void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const float* Bp,
                  float* Ap, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
-                 int64_t kc, const Fuse& fuse) {
+                 int64_t kc, const Fuse& fuse, bool a_packed = false) {
     constexpr int MR = U::MR, NR = U::NR;
-    const bool first = pc == 0, last = pc + kc == (fuse.k_total);
+    const bool first = pc == 0 && !fuse.acc_in, last = pc + kc == fuse.k_total;
     constexpr bool in_tile = U::kFusedEpilogue && E != Epilogue::None && E != Epilogue::Sgd;
     // For a short block (a batch of <= 128 rows) a row-major A (X·W, dY·Wᵀ) is read in place
     // by the register tiles, which saves packing it (a strided scatter without the ISA's
@@ -234,12 +237,12 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     const int64_t edge = nc % U::NR;
     const bool narrow_edge =
         U::kPackRows && edge > 0 && edge <= U::kNarrowCols && kc >= U::kNarrowMinK;
-    const bool direct_a =
-        A.cs == 1 && m1 - m0 <= kDirectBRows && A.rs % 512 != 0 && !narrow_edge;
+    const bool direct_a = !a_packed && A.cs == 1 && m1 - m0 <= kDirectBRows &&
+                          A.rs % 512 != 0 && !narrow_edge;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && U::kMaskedB && mc <= U::kWideRows;
-        if (!direct_a || wide) pack_a<U>(Ap, A, ic, mc, pc, kc);
+        if ((!direct_a || wide) && !a_packed) pack_a<U>(Ap, A, ic, mc, pc, kc);
         if (wide) {
             float* c = C + ic * ldc + jc;
             const float* Bj = B.at(pc, jc);
@@ -369,6 +372,84 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
     });
 }
 
+// C(M,N) = A(M,K)·B(K,N) with epilogue E on a team of two that splits K, not the rows: the
+// forward of a layer whose weights the step's fused SGD updates next (matmul_backward_weight_sgd
+// splits dW's rows, which are this K, at the same boundary kb). With the batch split, both
+// cores read all of W and each then writes half of it in the SGD, so every line it writes is
+// first taken from the other core's cache (a 784x100 W: 140 us against 30 us for the update
+// alone, bench/coherence.py). Split at kb, each core reads only the W rows it later updates.
+//
+// The chain stays one sequential FMA chain: thread 0 runs k in [0, kb) of a unit (an MR-row
+// sliver by a group of columns) and publishes it; thread 1 continues that unit's C from k = kb
+// and applies the epilogue. Storing and reloading an fp32 partial sum is exact, so the bits
+// are those of gemm(). Thread 1 starts one unit late and thread 0 ends one unit early: the
+// units are small (12 x 32 x kb) to keep that bubble short. Each thread packs its (M, K/2)
+// half of A once up front (at most 256 rows), then runs the units column group by column
+// group, so that each group's W panel is reused from cache by all the slivers.
+template <class U>
+float* split_k_a_workspace(size_t n) {
+    static thread_local Workspace ws;
+    return ws.get(n);
+}
+
+template <class U, Epilogue E>
+void gemm_split_k2(float* C, View A, View B, int64_t M, int64_t K, int64_t N, int64_t kb,
+                   Fuse fuse) {
+    constexpr int MR = U::MR, NR = U::NR;
+    // Column groups of NR; a narrow right edge joins the group before it (the ISA's
+    // column-wise edge then runs on it), a wider one is its own group.
+    const int64_t edge = N % NR, full = N / NR;
+    const bool merge = full > 0 && edge > 0 && edge <= U::kNarrowCols;
+    const int64_t groups = full + (edge > 0 && !merge ? 1 : 0);
+    const int64_t slivers = (M + MR - 1) / MR, units = slivers * groups;
+    alignas(64) std::atomic<int64_t> done{0};  // units thread 0 has finished, in order
+    run_parts(2, [&](int p, int parts) {
+        if (parts == 1) {  // the team was not granted: the whole chain on this thread
+            Fuse f = fuse;
+            f.k_total = K;
+            gemm_block<U, E>(C, N, A, B, K, 0, M, 0, N, f);
+            return;
+        }
+        const int64_t k0 = p == 0 ? 0 : kb, kn = p == 0 ? kb : K - kb;
+        const View Ak{A.at(0, k0), A.rs, A.cs}, Bk{B.at(k0, 0), B.rs, B.cs};
+        Fuse f = fuse;
+        f.k_total = kn;
+        f.acc_in = p == 1;
+        // This thread's half of A, packed per K block: block pc's sliver s is at
+        // Apk + pc * Mp + s * MR * kc.
+        const int64_t Mp = slivers * MR;
+        float* Apk = split_k_a_workspace<U>(static_cast<size_t>(Mp * kn));
+        for (int64_t pc = 0; pc < kn; pc += U::KC)
+            pack_a<U>(Apk + pc * Mp, Ak, 0, M, pc, kn - pc < U::KC ? kn - pc : U::KC);
+        float* Bp = b_workspace<U>();  // the right-edge panel, for ISAs that cannot mask B
+        int64_t seen = 0;  // thread 1's last reading of done
+        for (int64_t u = 0; u < units; ++u) {
+            const int64_t g = u / slivers, s = u % slivers;
+            const int64_t m0 = s * MR, m1 = m0 + MR < M ? m0 + MR : M;
+            const int64_t n0 = g * NR, nc = (g + 1 == groups ? N : n0 + NR) - n0;
+            if (p == 1) {
+                while (seen <= u) {
+                    seen = done.load(std::memory_order_acquire);
+                    if (seen <= u) __builtin_ia32_pause();
+                }
+            }
+            for (int64_t pc = 0; pc < kn; pc += U::KC) {
+                const int64_t kc = kn - pc < U::KC ? kn - pc : U::KC;
+                const int64_t tail = nc % NR;
+                if (tail && !U::kMaskedB) pack_b<U>(Bp, Bk, pc, kc, n0 + nc - tail, tail);
+                float* Ap = Apk + pc * Mp + s * MR * kc;
+                if (p == 0)
+                    macro_block<U, Epilogue::None>(C, N, Ak, Bk, true, Bp, Ap, m0, m1, n0, nc,
+                                                   pc, kc, f, true);
+                else
+                    macro_block<U, E>(C, N, Ak, Bk, true, Bp, Ap, m0, m1, n0, nc, pc, kc, f,
+                                      true);
+            }
+            if (p == 0) done.store(u + 1, std::memory_order_release);
+        }
+    });
+}
+
 // db(N) = Σ_m dY(m, :), in row order from 0: the same additions as ref/.
 void column_sums(float* db, const float* dY, int64_t M, int64_t N) {
     for (int64_t j = 0; j < N; ++j) db[j] = 0.0f;
@@ -392,6 +473,25 @@ void matmul_forward(float* Y, const float* X, const float* W, const float* b, in
     else if (b) gemm<Ukernel, Epilogue::Bias>(Y, A, B, M, K, N, f);
     else if (relu) gemm<Ukernel, Epilogue::Relu>(Y, A, B, M, K, N);
     else gemm<Ukernel, Epilogue::None>(Y, A, B, M, K, N);
+}
+
+void matmul_forward_train(float* Y, const float* X, const float* W, const float* b, int64_t M,
+                          int64_t K, int64_t N, bool relu) {
+    // matmul_forward, bit for bit, with the threads split as forward_splits_k says and at
+    // the boundary where the weight-gradient GEMM's two threads split the same K rows
+    if (!forward_splits_k(M, K, N)) {
+        matmul_forward(Y, X, W, b, M, K, N, relu);
+        return;
+    }
+    int64_t k_begin, kb;
+    split_range(K, 2, 0, Ukernel::MR, &k_begin, &kb);
+    const View A{X, K, 1}, B{W, N, 1};
+    Fuse f;
+    f.bias = b;
+    if (b && relu) gemm_split_k2<Ukernel, Epilogue::BiasRelu>(Y, A, B, M, K, N, kb, f);
+    else if (b) gemm_split_k2<Ukernel, Epilogue::Bias>(Y, A, B, M, K, N, kb, f);
+    else if (relu) gemm_split_k2<Ukernel, Epilogue::Relu>(Y, A, B, M, K, N, kb, f);
+    else gemm_split_k2<Ukernel, Epilogue::None>(Y, A, B, M, K, N, kb, f);
 }
 
 void matmul_backward_input(float* dX, const float* dY, const float* W, const float* mask,

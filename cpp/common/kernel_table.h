@@ -16,6 +16,8 @@ namespace fastdense {
 namespace FASTDENSE_ISA_NS {
 void matmul_forward(float*, const float*, const float*, const float*, int64_t, int64_t,
                     int64_t, bool);
+void matmul_forward_train(float*, const float*, const float*, const float*, int64_t, int64_t,
+                          int64_t, bool);
 void matmul_backward_input(float*, const float*, const float*, const float*, int64_t, int64_t,
                            int64_t);
 void matmul_backward_weight(float*, float*, const float*, const float*, int64_t, int64_t,
@@ -34,6 +36,7 @@ double fma_probe(int64_t);
 const KernelTable FASTDENSE_CAT(FASTDENSE_ISA_NS, _kernels) = {
     FASTDENSE_STR(FASTDENSE_ISA_NS),
     FASTDENSE_ISA_NS::matmul_forward,
+    FASTDENSE_ISA_NS::matmul_forward_train,
     FASTDENSE_ISA_NS::matmul_backward_input,
     FASTDENSE_ISA_NS::matmul_backward_weight,
     FASTDENSE_ISA_NS::matmul_backward_weight_sgd,

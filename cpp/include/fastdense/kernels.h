@@ -44,6 +44,13 @@ struct KernelTable {
     void (*matmul_forward)(float* Y, const float* X, const float* W, const float* b,
                            int64_t M, int64_t K, int64_t N, bool relu);
 
+    // matmul_forward, bitwise, for the training step's forward of a layer whose weights
+    // matmul_backward_weight_sgd then updates: the threads may split K instead of the batch,
+    // so that each reads only the weight rows it later updates (parallel.h,
+    // forward_splits_k).
+    void (*matmul_forward_train)(float* Y, const float* X, const float* W, const float* b,
+                                 int64_t M, int64_t K, int64_t N, bool relu);
+
     // dX(M,K) = dY(M,N) · W(K,N)ᵀ, and where mask is given, dX[i,k] = 0 unless mask[i,k] > 0
     // (mask is the forward ReLU output or its pre-activation, shape (M,K)); may be null.
     void (*matmul_backward_input)(float* dX, const float* dY, const float* W, const float* mask,

@@ -41,6 +41,26 @@ static inline void split_range(int64_t n, int parts, int p, int64_t align, int64
     *end = b1 * align < n ? b1 * align : n;
 }
 
+// Whether the training step's forward of an (M,K)·(K,N) layer splits K rather than the batch
+// across the team (gemm_driver.h, gemm_split_k2): with the batch split both cores read all of
+// W, then each writes half of it in the fused SGD of the weight gradient, whose threads split
+// dW's K rows. Only for a team of exactly two (the machine it was measured on; a wider team
+// keeps the batch split), for batches of 32..256 rows (fewer give too few units to hide the
+// pipeline's one-unit bubble; more are packed and shared differently), and 256 < K <= 8192
+// (from 257 the weight-gradient GEMM splits its K rows over the same two threads; each thread
+// packs its (M, K/2) half of X, at most 4 MiB).
+static inline bool forward_splits_k(int64_t M, int64_t K, int64_t N) {
+#ifdef _OPENMP
+    return omp_get_max_threads() == 2 && M >= 32 && M <= 256 && K > 256 && K <= 8192 &&
+           threads_for(M * K * N, 2) == 2;
+#else
+    (void)M;
+    (void)K;
+    (void)N;
+    return false;
+#endif
+}
+
 // Runs body(part, parts) on a team of t threads, or on the caller when t == 1 / no OpenMP.
 // parts is the team size OpenMP actually granted. (A function template with internal
 // linkage, so each ISA's translation unit keeps its own copy.)
