@@ -37,7 +37,7 @@ void gather_batch(const std::vector<DenseParams>& layers, StepWorkspace& ws, con
     const bool by_columns = forward_splits_k(M, width, out);
     run_parts(by_columns ? 2 : threads_for(M * width * out, M), [&](int p, int parts) {
         int64_t b = 0, e = M, c0 = 0, c1 = width;
-        if (by_columns) split_range(width, parts, p, 16, &c0, &c1);
+        if (by_columns) split_range(width, parts, parts - 1 - p, 16, &c0, &c1);
         else split_range(M, parts, p, 1, &b, &e);
         const size_t bytes = static_cast<size_t>(c1 - c0) * sizeof(float);
         for (int64_t i = b; i < e; ++i) {

@@ -340,7 +340,9 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
         float* Bp = b_workspace<U>();  // the calling thread's, read by the whole team
         run_parts(t, [&](int p, int parts) {
             int64_t b, e;
-            split_range(M, parts, p, U::MR, &b, &e);
+            // In reverse thread order: the calling thread (0) takes the last rows. For dW
+            // these are the weight rows whose forward it finished (gemm_split_k2).
+            split_range(M, parts, parts - 1 - p, U::MR, &b, &e);
             float* Ap = a_workspace<U>();
             for (int64_t jc = 0; jc < N; jc += U::NC) {
                 const int64_t nc = N - jc < U::NC ? N - jc : U::NC;
@@ -379,11 +381,13 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
 // first taken from the other core's cache (a 784x100 W: 140 us against 30 us for the update
 // alone, bench/coherence.py). Split at kb, each core reads only the W rows it later updates.
 //
-// The chain stays one sequential FMA chain: thread 0 runs k in [0, kb) of a unit (an MR-row
-// sliver by a group of columns) and publishes it; thread 1 continues that unit's C from k = kb
+// The chain stays one sequential FMA chain: thread 1 runs k in [0, kb) of a unit (an MR-row
+// sliver by a group of columns) and publishes it; thread 0 continues that unit's C from k = kb
 // and applies the epilogue. Storing and reloading an fp32 partial sum is exact, so the bits
-// are those of gemm(). Thread 1 starts one unit late and thread 0 ends one unit early: the
-// units are small (12 x 32 x kb) to keep that bubble short. Each thread packs its (M, K/2)
+// are those of gemm(). Thread 0 starts one unit late and thread 1 ends one unit early: the
+// units are small (12 x 32 x kb) to keep that bubble short. The calling thread 0 finishes
+// the chain so that the output is in its cache for the single-threaded small layers and loss
+// that follow; the weight-gradient GEMM's threads split dW's rows in reverse order to match. Each thread packs its (M, K/2)
 // half of A once up front (at most 256 rows), then runs the units column group by column
 // group, so that each group's W panel is reused from cache by all the slivers.
 template <class U>
@@ -410,11 +414,12 @@ void gemm_split_k2(float* C, View A, View B, int64_t M, int64_t K, int64_t N, in
             gemm_block<U, E>(C, N, A, B, K, 0, M, 0, N, f);
             return;
         }
-        const int64_t k0 = p == 0 ? 0 : kb, kn = p == 0 ? kb : K - kb;
+        const bool head = p == 1;  // runs k < kb; the calling thread 0 finishes the chain
+        const int64_t k0 = head ? 0 : kb, kn = head ? kb : K - kb;
         const View Ak{A.at(0, k0), A.rs, A.cs}, Bk{B.at(k0, 0), B.rs, B.cs};
         Fuse f = fuse;
         f.k_total = kn;
-        f.acc_in = p == 1;
+        f.acc_in = !head;
         // This thread's half of A, packed per K block: block pc's sliver s is at
         // Apk + pc * Mp + s * MR * kc.
         const int64_t Mp = slivers * MR;
@@ -422,12 +427,12 @@ void gemm_split_k2(float* C, View A, View B, int64_t M, int64_t K, int64_t N, in
         for (int64_t pc = 0; pc < kn; pc += U::KC)
             pack_a<U>(Apk + pc * Mp, Ak, 0, M, pc, kn - pc < U::KC ? kn - pc : U::KC);
         float* Bp = b_workspace<U>();  // the right-edge panel, for ISAs that cannot mask B
-        int64_t seen = 0;  // thread 1's last reading of done
+        int64_t seen = 0;  // the finishing thread's last reading of done
         for (int64_t u = 0; u < units; ++u) {
             const int64_t g = u / slivers, s = u % slivers;
             const int64_t m0 = s * MR, m1 = m0 + MR < M ? m0 + MR : M;
             const int64_t n0 = g * NR, nc = (g + 1 == groups ? N : n0 + NR) - n0;
-            if (p == 1) {
+            if (!head) {
                 while (seen <= u) {
                     seen = done.load(std::memory_order_acquire);
                     if (seen <= u) __builtin_ia32_pause();
@@ -438,14 +443,14 @@ void gemm_split_k2(float* C, View A, View B, int64_t M, int64_t K, int64_t N, in
                 const int64_t tail = nc % NR;
                 if (tail && !U::kMaskedB) pack_b<U>(Bp, Bk, pc, kc, n0 + nc - tail, tail);
                 float* Ap = Apk + pc * Mp + s * MR * kc;
-                if (p == 0)
+                if (head)
                     macro_block<U, Epilogue::None>(C, N, Ak, Bk, true, Bp, Ap, m0, m1, n0, nc,
                                                    pc, kc, f, true);
                 else
                     macro_block<U, E>(C, N, Ak, Bk, true, Bp, Ap, m0, m1, n0, nc, pc, kc, f,
                                       true);
             }
-            if (p == 0) done.store(u + 1, std::memory_order_release);
+            if (head) done.store(u + 1, std::memory_order_release);
         }
     });
 }
