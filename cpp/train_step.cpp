@@ -3,6 +3,7 @@
 #include "fastdense/train_step.h"
 
 #include <cmath>
+#include <atomic>
 #include <cstring>
 
 #include "fastdense/dispatch.h"
@@ -53,8 +54,33 @@ void gather_batch(const std::vector<DenseParams>& layers, StepWorkspace& ws, con
     });
 }
 
+namespace {
+
+// Touches every line of rows idx[0..n) of X_all (., width) so that they come in from memory
+// (into this core's cache, where the other core's gather also finds them) while the caller's
+// other thread is busy; stops early once *stop is set.
+void prefetch_rows(const RowPrefetch& pf, const std::atomic<bool>* stop) {
+    const size_t bytes = static_cast<size_t>(pf.width) * sizeof(float);
+    for (int64_t i = 0; i < pf.n; ++i) {
+        if (stop->load(std::memory_order_relaxed)) return;
+        const char* row = reinterpret_cast<const char*>(pf.X_all + pf.idx[i] * pf.width);
+        for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 2);
+    }
+}
+
+// Whether every kernel of layers 1..L-1 (forward, loss, backward) is too small for a second
+// thread, so that the step runs them on one thread anyway.
+bool serial_after_first(const std::vector<DenseParams>& layers, int64_t M) {
+    for (size_t l = 1; l < layers.size(); ++l)
+        if (threads_for(M * layers[l].in * layers[l].out, M) > 1) return false;
+    return threads_for(M * layers.back().out, M) == 1;  // the loss
+}
+
+}  // namespace
+
 StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace& ws,
-                          const float* X, Labels y, int64_t M, const SgdParams& sgd) {
+                          const float* X, Labels y, int64_t M, const SgdParams& sgd,
+                          const RowPrefetch* next) {
     // X is (M, layers[0].in), y is (M); layer l maps (M, in_l) -> (M, out_l)
     const KernelTable& k = kernels();
     const size_t L = layers.size();
@@ -63,47 +89,72 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     // Norm clipping needs every gradient before any update; otherwise each layer's update is
     // fused into its weight-gradient GEMM, and its forward may split the threads to match.
     const bool fuse_update = sgd.clip != Clip::Norm && sgd.clip != Clip::GlobalNorm;
-    const float* h = X;
-    for (size_t l = 0; l < L; ++l) {
-        const DenseParams& p = layers[l];
-        auto forward = fuse_update ? k.matmul_forward_train : k.matmul_forward;
-        forward(ws.acts[l].data(), h, p.W, p.b, M, p.in, p.out, p.relu);
-        h = ws.acts[l].data();
-    }
-    const int64_t C = layers[L - 1].out;
-    float* dz = ws.grads[L - 1].data();
-    StepResult r{};
-    r.loss = k.softmax_xent(ws.losses.data(), dz, h, y, M, C, static_cast<float>(1.0 / M));
-    for (int64_t i = 0; i < M; ++i) {
-        const float* z = h + i * C;
-        int64_t best = 0;
-        for (int64_t j = 1; j < C; ++j)
-            if (z[j] > z[best]) best = j;
-        r.correct += best == label_at(y, i);
-    }
-    if (!std::isfinite(r.loss)) return r;
+    auto forward = fuse_update ? k.matmul_forward_train : k.matmul_forward;
+    const DenseParams& first = layers[0];
+    forward(ws.acts[0].data(), X, first.W, first.b, M, first.in, first.out, first.relu);
 
-    // The input gradient goes first: it needs the old W.
     const float clip_value =
         sgd.clip == Clip::Value ? static_cast<float>(sgd.clip_threshold) : 0.0f;
     const SgdStep step{sgd.lr, sgd.momentum, sgd.dampening, sgd.weight_decay,
                        sgd.nesterov, sgd.first_step, clip_value};
-    for (size_t l = L; l-- > 0;) {
+    // Layer l's backward: the input gradient first (it needs the old W), then the weight
+    // gradient with the update fused into it, unless norm clipping needs every gradient first.
+    auto backward = [&](size_t l) {
         const DenseParams& p = layers[l];
         const float* a_in = l > 0 ? ws.acts[l - 1].data() : X;
-        float* dz_prev = l > 0 ? ws.grads[l - 1].data() : nullptr;
+        const float* dz = ws.grads[l].data();
         if (l > 0) {
             // The previous layer's ReLU output is its own mask: a > 0 exactly where z > 0.
             const float* mask = layers[l - 1].relu ? a_in : nullptr;
-            k.matmul_backward_input(dz_prev, dz, p.W, mask, M, p.out, p.in);
+            k.matmul_backward_input(ws.grads[l - 1].data(), dz, p.W, mask, M, p.out, p.in);
         }
         if (fuse_update)
             k.matmul_backward_weight_sgd(p.dW, p.db, a_in, dz, M, p.in, p.out, p.W, p.buf_W,
                                          p.b, p.buf_b, step);
         else
             k.matmul_backward_weight(p.dW, p.db, a_in, dz, M, p.in, p.out);
-        dz = dz_prev;
+    };
+
+    // Everything between the first layer's forward and its weight gradient: the other
+    // layers' forward, the loss, the other layers' backward.
+    StepResult r{};
+    auto middle = [&] {
+        const float* h = ws.acts[0].data();
+        for (size_t l = 1; l < L; ++l) {
+            const DenseParams& p = layers[l];
+            forward(ws.acts[l].data(), h, p.W, p.b, M, p.in, p.out, p.relu);
+            h = ws.acts[l].data();
+        }
+        const int64_t C = layers[L - 1].out;
+        r.loss = k.softmax_xent(ws.losses.data(), ws.grads[L - 1].data(), h, y, M, C,
+                                static_cast<float>(1.0 / M));
+        for (int64_t i = 0; i < M; ++i) {
+            const float* z = h + i * C;
+            int64_t best = 0;
+            for (int64_t j = 1; j < C; ++j)
+                if (z[j] > z[best]) best = j;
+            r.correct += best == label_at(y, i);
+        }
+        if (!std::isfinite(r.loss)) return;
+        for (size_t l = L; l-- > 1;) backward(l);
+    };
+    if (next && next->n > 0 && serial_after_first(layers, M)) {
+        // The middle runs on one thread either way; the other one meanwhile brings the next
+        // batch's rows in from memory for the next step's gather.
+        std::atomic<bool> done{false};
+        run_parts(2, [&](int p, int) {
+            if (p == 0) {
+                middle();
+                done.store(true, std::memory_order_relaxed);
+            } else {
+                prefetch_rows(*next, &done);
+            }
+        });
+    } else {
+        middle();
     }
+    if (!std::isfinite(r.loss)) return r;
+    backward(0);
     if (fuse_update) {
         r.updated = true;
         return r;

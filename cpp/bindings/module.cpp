@@ -540,43 +540,60 @@ public:
         });
     }
 
-    py::tuple step_rows(py::handle x_, py::handle y_, py::handle idx_, float lr, bool first_step) {
+    py::tuple step_rows(py::handle x_, py::handle y_, py::handle idx_, float lr, bool first_step,
+                        py::handle next_idx_) {
         // The step on rows idx of (x, y), gathered in C++ (fit's shuffled batches): no numpy
-        // gather and no batch copy through Python per step.
+        // gather and no batch copy through Python per step. next_idx (or None): the rows of
+        // the batch after this one, brought in from memory while this step has a thread spare.
         const char* fn = "train_step_rows";
         py::array x = checked_array(x_, fn, "x"), y = checked_array(y_, fn, "y", true);
         expect_shape(x, fn, "x", {kAny, layers_.front().in}, "(n, features)");
         const int64_t n = x.shape(0), C = layers_.back().out;
         expect_shape(y, fn, "y", {n}, "(n,)", " to match `x` of shape " +
                                                   shape_str({n, layers_.front().in}));
-        if (!py::isinstance<py::array>(idx_) ||
-            !py::reinterpret_borrow<py::array>(idx_).dtype().is(py::dtype::of<int64_t>()))
-            throw py::type_error(std::string(fn) + ": expected `idx` to be a numpy array of "
-                                 "int64 row indices, got " + type_name(idx_));
-        auto idx = py::reinterpret_borrow<py::array>(idx_);
-        if (!(idx.flags() & py::array::c_style) || idx.ndim() != 1 || idx.shape(0) == 0)
-            throw py::value_error(std::string(fn) + ": `idx` must be a non-empty C-contiguous "
-                                  "1-D array, got shape " + shape_str(shape_of(idx)));
+        py::array idx = row_indices(fn, "idx", idx_, n);
         const int64_t M = idx.shape(0);
         const int64_t* rows = static_cast<const int64_t*>(idx.data());
         fastdense::Labels lab{y.data(), y.dtype().is(py::dtype::of<int64_t>())};
-        for (int64_t i = 0; i < M; ++i) {
-            const int64_t r = rows[i];
-            if (r < 0 || r >= n)
-                throw py::index_error(std::string(fn) + ": row index " + std::to_string(r) +
-                                      " (idx[" + std::to_string(i) + "]) is out of range [0, " +
-                                      std::to_string(n) + ")");
-            check_label(fn, lab, r, C);
-        }
+        for (int64_t i = 0; i < M; ++i) check_label(fn, lab, rows[i], C);
         const float* X = fptr(x);
+        fastdense::RowPrefetch next{X, nullptr, 0, layers_.front().in};
+        py::array next_idx;
+        if (!next_idx_.is_none()) {
+            next_idx = row_indices(fn, "next_idx", next_idx_, n);
+            next.idx = static_cast<const int64_t*>(next_idx.data());
+            next.n = next_idx.shape(0);
+        }
         return run(lr, first_step, [&](const SgdParams& sgd) {
             fastdense::gather_batch(layers_, ws_, X, lab, rows, M);
             return fastdense::mlp_train_step(layers_, ws_, ws_.x.data(),
-                                             fastdense::Labels{ws_.y.data(), true}, M, sgd);
+                                             fastdense::Labels{ws_.y.data(), true}, M, sgd,
+                                             next.n ? &next : nullptr);
         });
     }
 
 private:
+    // A non-empty C-contiguous int64 array of row indices into n rows, checked.
+    static py::array row_indices(const char* fn, const char* name, py::handle h, int64_t n) {
+        if (!py::isinstance<py::array>(h) ||
+            !py::reinterpret_borrow<py::array>(h).dtype().is(py::dtype::of<int64_t>()))
+            throw py::type_error(std::string(fn) + ": expected `" + name + "` to be a numpy "
+                                 "array of int64 row indices, got " + type_name(h));
+        auto idx = py::reinterpret_borrow<py::array>(h);
+        if (!(idx.flags() & py::array::c_style) || idx.ndim() != 1 || idx.shape(0) == 0)
+            throw py::value_error(std::string(fn) + ": `" + name + "` must be a non-empty "
+                                  "C-contiguous 1-D array, got shape " +
+                                  shape_str(shape_of(idx)));
+        const int64_t* rows = static_cast<const int64_t*>(idx.data());
+        for (int64_t i = 0; i < idx.shape(0); ++i)
+            if (rows[i] < 0 || rows[i] >= n)
+                throw py::index_error(std::string(fn) + ": row index " +
+                                      std::to_string(rows[i]) + " (" + name + "[" +
+                                      std::to_string(i) + "]) is out of range [0, " +
+                                      std::to_string(n) + ")");
+        return idx;
+    }
+
     static void check_label(const char* fn, fastdense::Labels lab, int64_t i, int64_t C) {
         const int64_t v = fastdense::label_at(lab, i);
         if (v < 0 || v >= C)
@@ -670,8 +687,9 @@ PYBIND11_MODULE(_core, m) {
         .def("step", &MLPTrainer::step, py::arg("x"), py::arg("y"), py::arg("lr"),
              py::arg("first_step"))
         .def("step_rows", &MLPTrainer::step_rows, py::arg("x"), py::arg("y"), py::arg("idx"),
-             py::arg("lr"), py::arg("first_step"),
-             "step() on rows idx of (x, y), gathered in C++: (loss, correct, updated).");
+             py::arg("lr"), py::arg("first_step"), py::arg("next_idx") = py::none(),
+             "step() on rows idx of (x, y), gathered in C++: (loss, correct, updated). "
+             "next_idx: the next batch's rows, prefetched while the step has a thread spare.");
 
     m.def("first_non_finite", &first_non_finite, py::arg("x"),
           "Flat index of the first NaN or infinity in a C-contiguous float32 array, or -1: one "

@@ -337,6 +337,10 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
     if (split_rows && M > t * kDirectBRows) {
         // Tall C: the threads share one packed B block, each packing a share of its panels,
         // instead of every thread packing all of it (the transposed B of dY·Wᵀ especially).
+        // A B of at most one K block and 32 K floats (dY of a batch of <= 128 and 256
+        // outputs: the weight gradient of a training step) is packed whole by each thread
+        // instead: no barriers, and no panels written by one core and read by the other.
+        const bool own_b = K <= U::KC && K * N <= (int64_t(1) << 15);
         float* Bp = b_workspace<U>();  // the calling thread's, read by the whole team
         run_parts(t, [&](int p, int parts) {
             int64_t b, e;
@@ -344,10 +348,18 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
             // these are the weight rows whose forward it finished (gemm_split_k2).
             split_range(M, parts, parts - 1 - p, U::MR, &b, &e);
             float* Ap = a_workspace<U>();
+            float* Bmine = own_b ? b_workspace<U>() : Bp;
             for (int64_t jc = 0; jc < N; jc += U::NC) {
                 const int64_t nc = N - jc < U::NC ? N - jc : U::NC;
                 for (int64_t pc = 0; pc < K; pc += U::KC) {
                     const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
+                    if (own_b) {
+                        pack_b<U>(Bmine, B, pc, kc, jc, nc);
+                        if (b < e)
+                            macro_block<U, E>(C, N, A, B, false, Bmine, Ap, b, e, jc, nc, pc,
+                                              kc, fuse);
+                        continue;
+                    }
                     for (int64_t jr = p * U::NR; jr < nc; jr += parts * U::NR)
                         pack_b<U>(Bp + jr * kc, B, pc, kc, jc + jr,
                                   nc - jr < U::NR ? nc - jr : U::NR);
@@ -406,7 +418,7 @@ void gemm_split_k2(float* C, View A, View B, int64_t M, int64_t K, int64_t N, in
     const bool merge = full > 0 && edge > 0 && edge <= U::kNarrowCols;
     const int64_t groups = full + (edge > 0 && !merge ? 1 : 0);
     const int64_t slivers = (M + MR - 1) / MR, units = slivers * groups;
-    alignas(64) std::atomic<int64_t> done{0};  // units thread 0 has finished, in order
+    alignas(64) std::atomic<int64_t> done{0};  // units the head thread has finished, in order
     run_parts(2, [&](int p, int parts) {
         if (parts == 1) {  // the team was not granted: the whole chain on this thread
             Fuse f = fuse;

@@ -363,9 +363,10 @@ class Sequential:
             y = self._check_y(y, len(x))
         return self._train_step(x, y)[0]
 
-    def _train_step(self, x, y, idx=None):
+    def _train_step(self, x, y, idx=None, next_idx=None):
         """(loss, correct predictions or None) for the batch ``(x, y)``, or for rows ``idx``
-        (int64) of ``(x, y)`` when given; x and y already validated or cheap to check."""
+        (int64) of ``(x, y)`` when given; x and y already validated or cheap to check.
+        ``next_idx``: the rows of the batch that follows, which the C++ step may prefetch."""
         trainer = self._fused_trainer(y)
         opt = self.optimizer
         if trainer is not None:
@@ -373,7 +374,8 @@ class Sequential:
             if idx is None:
                 loss, correct, updated = trainer.step(x, y, opt.current_lr, first)
             else:  # the rows are gathered in C++, straight into the threads that use them
-                loss, correct, updated = trainer.step_rows(x, y, idx, opt.current_lr, first)
+                loss, correct, updated = trainer.step_rows(x, y, idx, opt.current_lr, first,
+                                                           next_idx)
             if updated:
                 opt._bufs_ready = opt._bufs_ready or opt.momentum != 0
                 opt.iterations += 1
@@ -494,7 +496,8 @@ class Sequential:
                     idx = perm[lo:lo + batch_size]
                     m = len(idx)
                     if fused:
-                        loss, batch_correct = self._train_step(x, y, idx)
+                        nxt = perm[lo + batch_size:lo + 2 * batch_size]
+                        loss, batch_correct = self._train_step(x, y, idx, nxt if len(nxt) else None)
                     else:
                         # mode="clip" gathers straight into the buffer ("raise" goes through a
                         # temporary); a permutation is always in range.

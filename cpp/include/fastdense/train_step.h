@@ -55,7 +55,18 @@ struct StepWorkspace {
 void gather_batch(const std::vector<DenseParams>& layers, StepWorkspace& ws, const float* X_all,
                   Labels y_all, const int64_t* idx, int64_t M);
 
+// Rows idx[0..n) of X_all (., width): the batch after this one, for the step to fetch from
+// memory while it has a thread to spare.
+struct RowPrefetch {
+    const float* X_all;
+    const int64_t* idx;
+    int64_t n, width;
+};
+
+// One training step on X (M, layers[0].in) and labels y. With `next`, the second thread
+// prefetches those rows while the step's small layers run single-threaded (when they do).
 StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace& ws,
-                          const float* X, Labels y, int64_t M, const SgdParams& sgd);
+                          const float* X, Labels y, int64_t M, const SgdParams& sgd,
+                          const RowPrefetch* next = nullptr);
 
 }  // namespace fastdense
