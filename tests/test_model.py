@@ -452,6 +452,13 @@ def test_fused_gathered_step_validates_rows_and_labels():
         trainer.step_rows(x, np.array([0, 1, 2, 7, 1]), np.array([0, 3]), 0.1, True)
     with pytest.raises(ValueError, match=r"`y` of shape \(5,\).*got \(4,\)"):
         trainer.step_rows(x, y[:4], np.array([0]), 0.1, True)
+    # the next batch's rows (prefetched during the step) are checked like idx, before the step
+    with pytest.raises(IndexError, match=r"row index 9 \(next_idx\[1\]\) is out of range"):
+        trainer.step_rows(x, y, np.array([0]), 0.1, True, np.array([1, 9]))
+    with pytest.raises(TypeError, match=r"`next_idx` to be a numpy array of int64"):
+        trainer.step_rows(x, y, np.array([0]), 0.1, True, [1, 2])
+    with pytest.raises(ValueError, match=r"`next_idx` must be a non-empty C-contiguous 1-D"):
+        trainer.step_rows(x, y, np.array([0]), 0.1, True, np.zeros((1, 1), np.int64))
     for a, b in zip(before, model.parameters()):
         np.testing.assert_array_equal(a, b)
 
