@@ -35,7 +35,7 @@ void gather_batch(const std::vector<DenseParams>& layers, StepWorkspace& ws, con
     // first forward splits the batch, its columns when it splits K (forward_splits_k). Then
     // the forward and the weight gradient's Xᵀ read lines this core wrote, not the other's.
     const int64_t out = layers.front().out;
-    const bool by_columns = forward_splits_k(M, width, out);
+    const bool by_columns = M >= 32 && forward_splits_k(M, width, out);
     run_parts(by_columns ? 2 : threads_for(M * width * out, M), [&](int p, int parts) {
         int64_t b = 0, e = M, c0 = 0, c1 = width;
         if (by_columns) split_range(width, parts, parts - 1 - p, 16, &c0, &c1);

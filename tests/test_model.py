@@ -505,6 +505,7 @@ def test_training_is_bitwise_identical_across_isas_and_threads():
     (1100, 20, 64),   # each thread's half of K spans two 512-deep blocks; N under one tile
     (520, 130, 256),  # the largest batch that splits K
     (300, 8, 128),    # N = 8
+    (784, 100, 1),    # a batch of one: each thread reads and updates its half of W
 ])
 def test_split_k_training_forward_is_bitwise_the_one_thread_chain(k, n, batch):
     """On a team of two, the training step's forward of a layer with more than 256 inputs splits

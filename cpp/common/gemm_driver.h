@@ -416,7 +416,9 @@ void gemm_split_k2(float* C, View A, View B, int64_t M, int64_t K, int64_t N, in
     // column-wise edge then runs on it), a wider one is its own group.
     const int64_t edge = N % NR, full = N / NR;
     const bool merge = full > 0 && edge > 0 && edge <= U::kNarrowCols;
-    const int64_t groups = full + (edge > 0 && !merge ? 1 : 0);
+    // A single row is one unit: its one-row tile runs all N columns at once (one accumulator
+    // chain per 16 columns; a 32-column unit was latency-bound), and nothing overlaps anyway.
+    const int64_t groups = M == 1 ? 1 : full + (edge > 0 && !merge ? 1 : 0);
     const int64_t slivers = (M + MR - 1) / MR, units = slivers * groups;
     alignas(64) std::atomic<int64_t> done{0};  // units the head thread has finished, in order
     run_parts(2, [&](int p, int parts) {
@@ -549,14 +551,26 @@ void matmul_backward_weight_sgd(float* dW, float* db, const float* X, const floa
         // GEMM's chain for that element, so the bits are the same.
         constexpr int64_t kChunkFloats = 4096;  // 16 KiB of dW per SGD call
         const int64_t rows = N >= kChunkFloats ? 1 : kChunkFloats / N;
-        for (int64_t k0 = 0; k0 < K; k0 += rows) {
-            const int64_t k1 = K - k0 < rows ? K : k0 + rows;
-            for (int64_t k = k0; k < k1; ++k) {
-                const float x = X[k];
-                float* d = dW + k * N;
-                for (int64_t j = 0; j < N; ++j) d[j] = std::fma(x, dY[j], 0.0f);
+        auto outer = [&](int64_t kb, int64_t ke) {
+            for (int64_t k0 = kb; k0 < ke; k0 += rows) {
+                const int64_t k1 = ke - k0 < rows ? ke : k0 + rows;
+                for (int64_t k = k0; k < k1; ++k) {
+                    const float x = X[k];
+                    float* d = dW + k * N;
+                    for (int64_t j = 0; j < N; ++j) d[j] = std::fma(x, dY[j], 0.0f);
+                }
+                sgd_rows(dW + k0 * N, N, k0, k1 - k0, 0, N, f);
             }
-            sgd_rows(dW + k0 * N, N, k0, k1 - k0, 0, N, f);
+        };
+        if (forward_splits_k(1, K, N)) {
+            // Each thread updates the W rows its half of the split forward read.
+            run_parts(2, [&](int p, int parts) {
+                int64_t b, e;
+                split_range(K, parts, parts - 1 - p, Ukernel::MR, &b, &e);
+                outer(b, e);
+            });
+        } else {
+            outer(0, K);
         }
     } else {
         gemm<Ukernel, Epilogue::Sgd>(dW, A, B, K, M, N, f);
