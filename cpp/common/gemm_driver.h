@@ -323,7 +323,8 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
 }
 
 // C(M,N) = A(M,K)·B(K,N) with epilogue E. Threads split rows of C (or, for short-and-wide
-// outputs such as a batch of one, columns), never K.
+// outputs such as a batch of one, columns), never K. (Only the training forward below,
+// gemm_split_k2, hands each chain from one thread to the other at a fixed k.)
 template <class U, Epilogue E>
 void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse = {}) {
     fuse.k_total = K;
@@ -399,9 +400,10 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
 // are those of gemm(). Thread 0 starts one unit late and thread 1 ends one unit early: the
 // units are small (12 x 32 x kb) to keep that bubble short. The calling thread 0 finishes
 // the chain so that the output is in its cache for the single-threaded small layers and loss
-// that follow; the weight-gradient GEMM's threads split dW's rows in reverse order to match. Each thread packs its (M, K/2)
-// half of A once up front (at most 256 rows), then runs the units column group by column
-// group, so that each group's W panel is reused from cache by all the slivers.
+// that follow; the weight-gradient GEMM's threads split dW's rows in reverse order to match.
+// Each thread packs its (M, K/2) half of A once up front (at most 256 rows), then runs the
+// units column group by column group, so that each group's W panel is reused from cache by
+// all the slivers.
 template <class U>
 float* split_k_a_workspace(size_t n) {
     static thread_local Workspace ws;
