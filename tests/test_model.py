@@ -473,12 +473,9 @@ def test_fused_step_skips_the_update_on_a_non_finite_loss():
     assert model.optimizer.iterations == 0
 
 
-def test_training_is_bitwise_identical_across_isas_and_threads():
-    """The determinism contract, end to end: same seed and batches give the same weights on
-    every supported ISA and thread count (ref uses fmaf chains, the vector ISAs FMA lanes)."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((96, 30)).astype(np.float32)
-    y = rng.integers(0, 4, 96)
+def _assert_same_weights_on_every_isa_and_thread_count(train):
+    """train() builds and trains a model; its weights must be bitwise the same on every
+    supported ISA with 1 and with 2 threads."""
     isa0, threads0 = fastdense.active_isa(), fastdense.get_num_threads()
     results = []
     try:
@@ -486,17 +483,30 @@ def test_training_is_bitwise_identical_across_isas_and_threads():
             for threads in (1, 2):
                 fastdense.set_isa(isa)
                 fastdense.set_num_threads(threads)
-                model = MLP([30, 700, 20, 4], kernel_init="he_normal", seed=1)
-                model.compile(lr=0.05, momentum=0.9, weight_decay=1e-4)
-                for i in range(3):
-                    model.train_step(x[i * 32:(i + 1) * 32], y[i * 32:(i + 1) * 32])
-                results.append((isa, threads, model.get_weights()))
+                results.append((isa, threads, train().get_weights()))
     finally:
         fastdense.set_isa(isa0)
         fastdense.set_num_threads(threads0)
     for isa, threads, weights in results[1:]:
         for a, b in zip(results[0][2], weights):
             np.testing.assert_array_equal(a, b, err_msg=f"{isa}, {threads} threads")
+
+
+def test_training_is_bitwise_identical_across_isas_and_threads():
+    """The determinism contract, end to end: same seed and batches give the same weights on
+    every supported ISA and thread count (ref uses fmaf chains, the vector ISAs FMA lanes)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 30)).astype(np.float32)
+    y = rng.integers(0, 4, 96)
+
+    def train():
+        model = MLP([30, 700, 20, 4], kernel_init="he_normal", seed=1)
+        model.compile(lr=0.05, momentum=0.9, weight_decay=1e-4)
+        for i in range(3):
+            model.train_step(x[i * 32:(i + 1) * 32], y[i * 32:(i + 1) * 32])
+        return model
+
+    _assert_same_weights_on_every_isa_and_thread_count(train)
 
 
 @pytest.mark.parametrize("k, n, batch", [
@@ -515,24 +525,15 @@ def test_split_k_training_forward_is_bitwise_the_one_thread_chain(k, n, batch):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2 * batch + 5, k)).astype(np.float32)
     y = rng.integers(0, 3, len(x))
-    isa0, threads0 = fastdense.active_isa(), fastdense.get_num_threads()
-    results = []
-    try:
-        for isa in fastdense.supported_isas():
-            for threads in (1, 2):
-                fastdense.set_isa(isa)
-                fastdense.set_num_threads(threads)
-                model = MLP([k, n, 3], kernel_init="he_normal", seed=4)
-                model.compile(lr=0.05, momentum=0.9, weight_decay=1e-4)
-                model.train_step(x[:batch], y[:batch])
-                model.fit(x, y, epochs=1, batch_size=batch, seed=1, verbose=0)
-                results.append((isa, threads, model.get_weights()))
-    finally:
-        fastdense.set_isa(isa0)
-        fastdense.set_num_threads(threads0)
-    for isa, threads, weights in results[1:]:
-        for a, b in zip(results[0][2], weights):
-            np.testing.assert_array_equal(a, b, err_msg=f"{isa}, {threads} threads")
+
+    def train():
+        model = MLP([k, n, 3], kernel_init="he_normal", seed=4)
+        model.compile(lr=0.05, momentum=0.9, weight_decay=1e-4)
+        model.train_step(x[:batch], y[:batch])
+        model.fit(x, y, epochs=1, batch_size=batch, seed=1, verbose=0)
+        return model
+
+    _assert_same_weights_on_every_isa_and_thread_count(train)
 
 
 def test_fit_warns_once_about_a_dead_symmetric_initialization(embedded, recwarn):
