@@ -48,10 +48,10 @@ struct StepWorkspace {
     void reserve(const std::vector<DenseParams>& layers, int64_t M);
 };
 
-// Copies rows idx[0..M) of X_all (., layers[0].in) and y_all into ws.x and ws.y, on the threads that
-// will read those rows in the first layer's forward GEMM (the same even row split), so a
-// shuffled batch goes from the dataset straight into the cache that uses it. idx must be in
-// range (the caller checks).
+// Copies rows idx[0..M) of X_all (., layers[0].in) and y_all into ws.x and ws.y, each thread
+// the part the first layer's forward GEMM then reads on it (its rows, or with the split-K
+// training forward its columns), so a shuffled batch goes from the dataset straight into the
+// cache that uses it. idx must be in range (the caller checks).
 void gather_batch(const std::vector<DenseParams>& layers, StepWorkspace& ws, const float* X_all,
                   Labels y_all, const int64_t* idx, int64_t M);
 
