@@ -1,10 +1,11 @@
 """What a 2-thread SGD step pays for weights that both threads just read.
 
-In a 2-thread training step the forward GEMM splits the batch rows, so both cores read all of
-a layer's weight matrix W; then the fused weight-gradient GEMM splits W's rows and each core
-writes its half in the SGD epilogue. Every line of W is then shared by the other core's cache,
-and each write has to take it back first. This measures that cost in isolation, on W of
-784 x 400 floats (large enough that sgd_update uses both threads):
+When the forward GEMM splits the batch rows (``matmul_forward`` does; the training step did
+until its forward split K instead, see gemm_split_k2), both cores read all of a layer's weight
+matrix W; then the fused weight-gradient GEMM splits W's rows and each core writes its half in
+the SGD epilogue. Every line of W is then shared by the other core's cache, and each write has
+to take it back first. This measures that cost in isolation, on W of 784 x 400 floats (large
+enough that sgd_update uses both threads):
 
 * ``sgd alone``: ``sgd_update`` on W, repeatedly (each core keeps its half in its cache);
 * ``after a forward``: the same call right after ``matmul_forward(X, W)`` on 2 threads read
@@ -12,7 +13,8 @@ and each write has to take it back first. This measures that cost in isolation, 
 
     python -m bench.coherence            # medians of 5 rounds of 300 pairs, in microseconds
 
-It is not part of the suite; docs/benchmarks.md quotes it to explain the 2-thread step.
+It is not part of the suite; docs/benchmarks.md quotes it for why the training step's forward
+splits K on two threads.
 """
 
 from __future__ import annotations

@@ -28,3 +28,23 @@ def test_bench_runner_writes_json_and_report(tmp_path):
     assert all(row["lib"] in ("fastdense", "numpy") for row in rows)
     report = out.with_suffix(".md").read_text()
     assert "## The bar" in report and "## GEMM" in report
+
+
+def test_ab_compares_two_builds_of_the_core_in_one_process(tmp_path):
+    """bench.ab loads a second copy of the compiled core beside the installed one and steps
+    both on the same data; two copies of one build must end with bitwise-equal weights."""
+    import shutil
+
+    import fastdense._core as core
+
+    other = tmp_path / Path(core.__file__).name
+    shutil.copyfile(core.__file__, other)
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.ab", str(other), "--sizes", "300-20-3", "--batch", "40",
+         "--threads", "2", "--gathered", "--steps", "3", "--rounds", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "300-20-3 b40, 2 threads, gathered, 2 rounds of 3 steps" in r.stdout
+    assert "installed" in r.stdout and "other" in r.stdout
+    assert "bitwise-equal weights: True" in r.stdout

@@ -1,0 +1,104 @@
+"""Same-process A/B of two builds of fastdense's compiled core on one training step.
+
+    python -m bench.ab OTHER_CORE.so [--sizes 784-100-10] [--batch 100] [--threads 2]
+                                     [--gathered] [--steps N] [--rounds 9]
+
+OTHER_CORE.so is a copy of another build's ``fastdense/_core*.so`` (copy it out of
+site-packages before installing the build under test; it must be a file of its own, not the
+installed one). Both the installed core and OTHER are loaded into this process, each gets an
+``MLPTrainer`` on the same initial weights and data (SGD momentum 0.9), and they are timed
+alternately: ``rounds`` rounds of ``steps`` steps each. On a shared machine whose speed
+drifts 20-30% within minutes, a comparison inside one process, interleaved, is the one that
+holds; the commit messages' "A/B" figures come from it. ``--gathered`` times
+``step_rows`` on shuffled rows of a 60000-row dataset instead of ``step`` on one batch.
+
+Prints the median and min-max time per step of each build, and whether both ended with
+bitwise-equal weights (they must: builds differ in speed, never in results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import time
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location("fastdense_ab_other._core", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"bench.ab: cannot load a compiled core from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv=None) -> None:
+    import numpy as np
+
+    from fastdense import _core
+
+    ap = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.split("\n")[0])
+    ap.add_argument("other", help="a copy of another build's fastdense/_core*.so")
+    ap.add_argument("--sizes", default="784-100-10", help="layer widths, e.g. 784-100-10")
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gathered", action="store_true",
+                    help="step_rows on shuffled rows of a 60000-row dataset")
+    ap.add_argument("--steps", type=int, default=None, help="steps per round")
+    ap.add_argument("--rounds", type=int, default=9)
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split("-")]
+    if len(sizes) < 2 or min(sizes) < 1 or args.batch < 1 or args.rounds < 1:
+        raise SystemExit("bench.ab: need at least two positive layer sizes, a positive batch "
+                         "and at least one round")
+    cores = {"installed": _core, "other": _load(args.other)}
+
+    rng = np.random.default_rng(0)
+    n = 60000 if args.gathered else args.batch
+    x = rng.random((n, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], n)
+    perm = rng.permutation(n)
+    w0 = [(rng.standard_normal((a, b)) * 0.05).astype(np.float32)
+          for a, b in zip(sizes, sizes[1:])]
+    steps = args.steps or max(20, 30000 // args.batch)
+    batches = n // args.batch
+
+    def trainer(core):
+        core.set_num_threads(args.threads)
+        w = [a.copy() for a in w0]
+        b = [np.zeros(k, np.float32) for k in sizes[1:]]
+        dw, db = [np.zeros_like(a) for a in w], [np.zeros_like(a) for a in b]
+        bufs = [np.zeros_like(a) for pair in zip(w, b) for a in pair]
+        relu = [True] * (len(sizes) - 2) + [False]
+        t = core.MLPTrainer(w, b, dw, db, relu, bufs, momentum=0.9, dampening=0.0,
+                            weight_decay=0.0, nesterov=False, clip_mode=0, clip_threshold=0.0)
+        return t, w + b
+
+    def run(t, i, first=False):
+        if args.gathered:
+            j = i % batches
+            return t.step_rows(x, y, perm[j * args.batch:(j + 1) * args.batch], 0.01, first)
+        return t.step(x, y, 0.01, first)
+
+    runs = {name: trainer(core) for name, core in cores.items()}
+    for t, _ in runs.values():
+        run(t, 0, first=True)
+    times = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, (t, _) in runs.items():
+            t0 = time.perf_counter()
+            for i in range(steps):
+                run(t, i + 1)
+            times[name].append((time.perf_counter() - t0) / steps * 1e6)
+    same = all(np.array_equal(a, b) for a, b in zip(runs["installed"][1], runs["other"][1]))
+    mode = "gathered" if args.gathered else "fixed batch"
+    print(f"{args.sizes} b{args.batch}, {args.threads} threads, {mode}, {args.rounds} rounds "
+          f"of {steps} steps:")
+    for name, v in times.items():
+        print(f"  {name:9s} {statistics.median(v):9.1f} us/step ({min(v):.1f}-{max(v):.1f})")
+    print(f"  bitwise-equal weights: {same}")
+
+
+if __name__ == "__main__":
+    main()
