@@ -527,14 +527,11 @@ public:
 
     py::tuple step(py::handle x_, py::handle y_, float lr, bool first_step) {
         const char* fn = "train_step";
-        py::array x = checked_array(x_, fn, "x"), y = checked_array(y_, fn, "y", true);
-        expect_shape(x, fn, "x", {kAny, layers_.front().in}, "(batch, features)");
-        const int64_t M = x.shape(0), C = layers_.back().out;
-        expect_shape(y, fn, "y", {M}, "(batch,)", " to match `x` of shape " +
-                                                      shape_str({M, layers_.front().in}));
-        fastdense::Labels lab{y.data(), y.dtype().is(py::dtype::of<int64_t>())};
-        for (int64_t i = 0; i < M; ++i) check_label(fn, lab, i, C);
-        const float* X = fptr(x);
+        const Data d = checked_data(fn, x_, y_, "batch");
+        const int64_t M = d.x.shape(0);
+        for (int64_t i = 0; i < M; ++i) check_label(fn, d.labels, i, layers_.back().out);
+        const float* X = fptr(d.x);
+        const fastdense::Labels lab = d.labels;
         return run(lr, first_step, [&](const SgdParams& sgd) {
             return fastdense::mlp_train_step(layers_, ws_, X, lab, M, sgd);
         });
@@ -546,17 +543,14 @@ public:
         // gather and no batch copy through Python per step. next_idx (or None): the rows of
         // the batch after this one, brought in from memory while this step has a thread spare.
         const char* fn = "train_step_rows";
-        py::array x = checked_array(x_, fn, "x"), y = checked_array(y_, fn, "y", true);
-        expect_shape(x, fn, "x", {kAny, layers_.front().in}, "(n, features)");
-        const int64_t n = x.shape(0), C = layers_.back().out;
-        expect_shape(y, fn, "y", {n}, "(n,)", " to match `x` of shape " +
-                                                  shape_str({n, layers_.front().in}));
+        const Data d = checked_data(fn, x_, y_, "n");
+        const int64_t n = d.x.shape(0);
         py::array idx = row_indices(fn, "idx", idx_, n);
         const int64_t M = idx.shape(0);
         const int64_t* rows = static_cast<const int64_t*>(idx.data());
-        fastdense::Labels lab{y.data(), y.dtype().is(py::dtype::of<int64_t>())};
-        for (int64_t i = 0; i < M; ++i) check_label(fn, lab, rows[i], C);
-        const float* X = fptr(x);
+        const fastdense::Labels lab = d.labels;
+        for (int64_t i = 0; i < M; ++i) check_label(fn, lab, rows[i], layers_.back().out);
+        const float* X = fptr(d.x);
         fastdense::RowPrefetch next{X, nullptr, 0, layers_.front().in};
         py::array next_idx;
         if (!next_idx_.is_none()) {
@@ -573,6 +567,23 @@ public:
     }
 
 private:
+    // x (rows, features) float32 and its labels y (rows,) int32/int64, checked; `rows` names
+    // the first dimension in the messages.
+    struct Data {
+        py::array x, y;
+        fastdense::Labels labels;
+    };
+    Data checked_data(const char* fn, py::handle x_, py::handle y_, const char* rows) const {
+        py::array x = checked_array(x_, fn, "x"), y = checked_array(y_, fn, "y", true);
+        const std::string r = rows;
+        expect_shape(x, fn, "x", {kAny, layers_.front().in}, "(" + r + ", features)");
+        const int64_t n = x.shape(0);
+        expect_shape(y, fn, "y", {n}, "(" + r + ",)",
+                     " to match `x` of shape " + shape_str({n, layers_.front().in}));
+        fastdense::Labels lab{y.data(), y.dtype().is(py::dtype::of<int64_t>())};
+        return Data{x, y, lab};
+    }
+
     // A non-empty C-contiguous int64 array of row indices into n rows, checked.
     static py::array row_indices(const char* fn, const char* name, py::handle h, int64_t n) {
         if (!py::isinstance<py::array>(h) ||
