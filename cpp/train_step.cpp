@@ -68,6 +68,10 @@ void prefetch_rows(const RowPrefetch& pf, const std::atomic<bool>* stop) {
     }
 }
 
+// From this batch on, layer 1's input and weight gradients run side by side when the middle
+// is serial (below it the two take a few microseconds together, about what the hand-over costs).
+constexpr int64_t kSplitLastMinRows = 16;
+
 // Whether every kernel of layers 1..L-1 (forward, loss, backward) is too small for a second
 // thread, so that the step runs them on one thread anyway.
 bool serial_after_first(const std::vector<DenseParams>& layers, int64_t M) {
@@ -99,26 +103,44 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
                        sgd.nesterov, sgd.first_step, clip_value};
     // Layer l's backward: the input gradient first (it needs the old W), then the weight
     // gradient with the update fused into it, unless norm clipping needs every gradient first.
-    auto backward = [&](size_t l) {
+    auto input_gradient = [&](size_t l) {  // l > 0
+        const DenseParams& p = layers[l];
+        const float* a_in = ws.acts[l - 1].data();
+        // The previous layer's ReLU output is its own mask: a > 0 exactly where z > 0.
+        const float* mask = layers[l - 1].relu ? a_in : nullptr;
+        k.matmul_backward_input(ws.grads[l - 1].data(), ws.grads[l].data(), p.W, mask, M, p.out,
+                                p.in);
+    };
+    auto weight_gradient = [&](size_t l) {  // dW and db only
         const DenseParams& p = layers[l];
         const float* a_in = l > 0 ? ws.acts[l - 1].data() : X;
-        const float* dz = ws.grads[l].data();
-        if (l > 0) {
-            // The previous layer's ReLU output is its own mask: a > 0 exactly where z > 0.
-            const float* mask = layers[l - 1].relu ? a_in : nullptr;
-            k.matmul_backward_input(ws.grads[l - 1].data(), dz, p.W, mask, M, p.out, p.in);
-        }
+        k.matmul_backward_weight(p.dW, p.db, a_in, ws.grads[l].data(), M, p.in, p.out);
+    };
+    // The fused update on its own: sgd_update's rule with grad_scale 1, so the same bits.
+    auto update_layer = [&](const DenseParams& p) {
+        k.sgd_update(p.W, p.buf_W, p.dW, p.in * p.out, step.lr, step.momentum, step.dampening,
+                     step.weight_decay, step.nesterov, step.first_step, 1.0f, step.clip_value);
+        if (p.b)
+            k.sgd_update(p.b, p.buf_b, p.db, p.out, step.lr, step.momentum, step.dampening,
+                         step.weight_decay, step.nesterov, step.first_step, 1.0f,
+                         step.clip_value);
+    };
+    auto backward = [&](size_t l) {
+        const DenseParams& p = layers[l];
+        if (l > 0) input_gradient(l);
         if (fuse_update)
-            k.matmul_backward_weight_sgd(p.dW, p.db, a_in, dz, M, p.in, p.out, p.W, p.buf_W,
-                                         p.b, p.buf_b, step);
+            k.matmul_backward_weight_sgd(p.dW, p.db, l > 0 ? ws.acts[l - 1].data() : X,
+                                         ws.grads[l].data(), M, p.in, p.out, p.W, p.buf_W, p.b,
+                                         p.buf_b, step);
         else
-            k.matmul_backward_weight(p.dW, p.db, a_in, dz, M, p.in, p.out);
+            weight_gradient(l);
     };
 
     // Everything between the first layer's forward and its weight gradient: the other
-    // layers' forward, the loss, the other layers' backward.
+    // layers' forward, the loss, the other layers' backward; with `split`, all but layer 1's
+    // backward, which the caller then runs on two threads.
     StepResult r{};
-    auto middle = [&] {
+    auto middle = [&](bool split) {
         const float* h = ws.acts[0].data();
         for (size_t l = 1; l < L; ++l) {
             const DenseParams& p = layers[l];
@@ -136,22 +158,36 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
             r.correct += best == label_at(y, i);
         }
         if (!std::isfinite(r.loss)) return;
-        for (size_t l = L; l-- > 1;) backward(l);
+        for (size_t l = L; l-- > (split ? 2 : 1);) backward(l);
     };
-    if (next && next->n > 0 && serial_after_first(layers, M)) {
-        // The middle runs on one thread either way; the other one meanwhile brings the next
-        // batch's rows in from memory for the next step's gather.
-        std::atomic<bool> done{false};
-        run_parts(2, [&](int p, int) {
+    const bool prefetch = next && next->n > 0;
+    if (num_threads() >= 2 && L >= 2 && serial_after_first(layers, M) &&
+        (M >= kSplitLastMinRows || prefetch)) {
+        // The middle's kernels are each too small to share, but two of them are independent:
+        // layer 1's input gradient (it needs only dY and the old W) and its weight gradient.
+        // Thread 1 runs the first while thread 0 runs the second, unfused; W's update waits
+        // for both. Until then thread 1 brings the next batch's rows in from memory for the
+        // next step's gather, if there is one.
+        const bool split = M >= kSplitLastMinRows;
+        bool split_ran = false;
+        std::atomic<bool> front_done{false};
+        run_parts(2, [&](int p, int parts) {
+            const bool two = split && parts == 2;
             if (p == 0) {
-                middle();
-                done.store(true, std::memory_order_relaxed);
+                split_ran = two;
+                middle(two);
+                front_done.store(true, std::memory_order_release);
+                if (two && std::isfinite(r.loss)) weight_gradient(1);
             } else {
-                prefetch_rows(*next, &done);
+                if (prefetch) prefetch_rows(*next, &front_done);
+                if (!two) return;
+                while (!front_done.load(std::memory_order_acquire)) __builtin_ia32_pause();
+                if (std::isfinite(r.loss)) input_gradient(1);
             }
         });
+        if (split_ran && std::isfinite(r.loss) && fuse_update) update_layer(layers[1]);
     } else {
-        middle();
+        middle(false);
     }
     if (!std::isfinite(r.loss)) return r;
     backward(0);

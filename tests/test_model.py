@@ -536,6 +536,52 @@ def test_split_k_training_forward_is_bitwise_the_one_thread_chain(k, n, batch):
     _assert_same_weights_on_every_isa_and_thread_count(train)
 
 
+@pytest.mark.parametrize("sizes", [[40, 24, 10], [40, 24, 16, 10]])
+@pytest.mark.parametrize(
+    "sgd",
+    [
+        {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3},
+        {"lr": 0.05, "momentum": 0.5, "nesterov": True, "clipvalue": 0.01},
+        {"lr": 0.05, "momentum": 0.9, "clipnorm": 0.05},
+    ],
+)
+def test_side_by_side_layer_1_backward_is_bitwise_the_serial_one(sizes, sgd):
+    """When the layers after the first are too small to share, a team of two still runs layer
+    1's input gradient and weight gradient side by side (16 rows and up), then layer 1's update.
+    The weights must be those of one thread, of every ISA, and of the Python composition."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((150, 40)).astype(np.float32)
+    y = rng.integers(0, 10, 150)
+
+    def train(loss=None):
+        model = MLP(sizes, kernel_init="he_normal", seed=3)
+        model.compile(**sgd) if loss is None else model.compile(loss=loss, **sgd)
+        for i in range(3):
+            model.train_step(x[i * 50:(i + 1) * 50], y[i * 50:(i + 1) * 50])
+        return model
+
+    _assert_same_weights_on_every_isa_and_thread_count(train)
+    for a, b in zip(train().parameters(), train(_PlainXent()).parameters()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_side_by_side_backward_skips_the_update_on_a_non_finite_loss(threads):
+    model = MLP([8, 6, 3], seed=0).compile(lr=0.1, momentum=0.9)
+    before = model.get_weights()
+    x = np.zeros((20, 8), np.float32)
+    x[7, 2] = np.inf
+    old = fastdense.get_num_threads()
+    fastdense.set_num_threads(threads)
+    try:
+        loss = model.train_step(x, np.zeros(20, np.int64))
+    finally:
+        fastdense.set_num_threads(old)
+    assert not np.isfinite(loss)
+    for a, b in zip(before, model.parameters()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_fit_warns_once_about_a_dead_symmetric_initialization(embedded, recwarn):
     (x, y), _ = embedded
     model = MLP([784, 32, 10], kernel_init="zeros", seed=0).compile(lr=0.1)
