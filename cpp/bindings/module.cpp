@@ -76,14 +76,21 @@ py::array checked_array(py::handle h, const char* fn, const char* name, bool lab
     return a;
 }
 
+// Whether `a` has shape `want` (kAny matches anything).
+bool has_shape(const py::array& a, const Shape& want) {
+    if (a.ndim() != static_cast<py::ssize_t>(want.size())) return false;
+    for (size_t i = 0; i < want.size(); ++i)
+        if (want[i] != kAny && want[i] != a.shape(static_cast<py::ssize_t>(i))) return false;
+    return true;
+}
+
 // Checks that `a` has shape `want` (kAny matches anything); `dims` spells the expected shape
-// for the message, e.g. "(M, K)".
+// for the message, e.g. "(M, K)". (Callers on a per-call path test has_shape first when the
+// message's strings cost something to build.)
 void expect_shape(const py::array& a, const char* fn, const char* name, const Shape& want,
                   const std::string& dims, const std::string& why = "") {
+    if (has_shape(a, want)) return;
     const Shape got = shape_of(a);
-    bool ok = got.size() == want.size();
-    for (size_t i = 0; ok && i < want.size(); ++i) ok = want[i] == kAny || want[i] == got[i];
-    if (ok) return;
     // Spell the expected shape with the known sizes filled into `dims`' names.
     std::vector<std::string> names;
     std::string inner = dims.size() > 2 ? dims.substr(1, dims.size() - 2) : "";
@@ -121,7 +128,7 @@ py::array_t<float> output(py::handle out, const char* fn, const char* name, cons
     if (!a.writeable())
         throw py::value_error(std::string(fn) + ": `" + name +
                               "` is read-only; an output buffer must be writeable");
-    expect_shape(a, fn, name, shape, shape_str(shape));
+    if (!has_shape(a, shape)) expect_shape(a, fn, name, shape, shape_str(shape));
     for (const auto& in : inputs) {
         if (!in.second || (may_alias && in.second == may_alias && a.data() == in.second->data()))
             continue;
@@ -143,7 +150,8 @@ py::array_t<float> matmul_forward(py::handle x_, py::handle w_, py::handle b_, b
     py::array x = checked_array(x_, fn, "x"), w = checked_array(w_, fn, "w");
     expect_shape(x, fn, "x", {kAny, kAny}, "(M, K)");
     const int64_t M = x.shape(0), K = x.shape(1);
-    expect_shape(w, fn, "w", {K, kAny}, "(K, N)", " to match `x` of shape " + shape_str({M, K}));
+    if (!has_shape(w, {K, kAny}))
+        expect_shape(w, fn, "w", {K, kAny}, "(K, N)", " to match `x` of shape " + shape_str({M, K}));
     const int64_t N = w.shape(1);
     // (A default-constructed py::array is an empty array, not a null handle: track presence.)
     const bool has_b = !b_.is_none();
@@ -168,7 +176,8 @@ py::array_t<float> matmul_backward_input(py::handle dy_, py::handle w_, py::hand
     py::array dy = checked_array(dy_, fn, "dy"), w = checked_array(w_, fn, "w");
     expect_shape(dy, fn, "dy", {kAny, kAny}, "(M, N)");
     const int64_t M = dy.shape(0), N = dy.shape(1);
-    expect_shape(w, fn, "w", {kAny, N}, "(K, N)", " to match `dy` of shape " + shape_str({M, N}));
+    if (!has_shape(w, {kAny, N}))
+        expect_shape(w, fn, "w", {kAny, N}, "(K, N)", " to match `dy` of shape " + shape_str({M, N}));
     const int64_t K = w.shape(0);
     const bool has_mask = !mask_.is_none();
     py::array mask;
@@ -193,7 +202,8 @@ py::tuple matmul_backward_weight(py::handle x_, py::handle dy_, py::handle dw_, 
     py::array x = checked_array(x_, fn, "x"), dy = checked_array(dy_, fn, "dy");
     expect_shape(x, fn, "x", {kAny, kAny}, "(M, K)");
     const int64_t M = x.shape(0), K = x.shape(1);
-    expect_shape(dy, fn, "dy", {M, kAny}, "(M, N)", " to match `x` of shape " + shape_str({M, K}));
+    if (!has_shape(dy, {M, kAny}))
+        expect_shape(dy, fn, "dy", {M, kAny}, "(M, N)", " to match `x` of shape " + shape_str({M, K}));
     const int64_t N = dy.shape(1);
     auto dw = output(dw_, fn, "dw", {K, N}, {{"x", &x}, {"dy", &dy}});
     py::object db_obj = py::none();
@@ -231,7 +241,8 @@ py::array_t<float> relu_forward(py::handle x_, py::handle out_) {
 py::array_t<float> relu_backward(py::handle dy_, py::handle y_, py::handle out_) {
     const char* fn = "relu_backward";
     py::array dy = checked_array(dy_, fn, "dy"), y = checked_array(y_, fn, "y");
-    expect_shape(y, fn, "y", shape_of(dy), shape_str(shape_of(dy)), " to match `dy`");
+    if (!has_shape(y, shape_of(dy)))
+        expect_shape(y, fn, "y", shape_of(dy), shape_str(shape_of(dy)), " to match `dy`");
     auto dx = output(out_, fn, "out", shape_of(dy), {{"dy", &dy}, {"y", &y}}, &dy);
     float* DX = wptr(dx);
     const float *DY = fptr(dy), *Y = fptr(y);
@@ -248,8 +259,9 @@ fastdense::Labels checked_labels(const py::array& logits, const py::array& label
                                  const char* fn) {
     expect_shape(logits, fn, "logits", {kAny, kAny}, "(M, C)");
     const int64_t M = logits.shape(0), C = logits.shape(1);
-    expect_shape(labels, fn, "labels", {M}, "(M,)",
-                 " to match `logits` of shape " + shape_str({M, C}));
+    if (!has_shape(labels, {M}))
+        expect_shape(labels, fn, "labels", {M}, "(M,)",
+                     " to match `logits` of shape " + shape_str({M, C}));
     fastdense::Labels lab{labels.data(), labels.dtype().is(py::dtype::of<int64_t>())};
     for (int64_t i = 0; i < M; ++i) {
         const int64_t v = fastdense::label_at(lab, i);
@@ -348,12 +360,14 @@ void sgd_update(py::handle params_, py::handle grads_, py::handle bufs_, float l
     }
     const float clip = clip_value_.is_none() ? 0.0f : clip_value_.cast<float>();
     for (size_t i = 0; i < params.size(); ++i) {
+        const Shape want = shape_of(params[i]);
+        if (has_shape(grads[i], want) && (bufs.empty() || has_shape(bufs[i], want))) continue;
         const std::string idx = "[" + std::to_string(i) + "]";
-        const std::string dims = shape_str(shape_of(params[i]));
-        expect_shape(grads[i], fn, ("grads" + idx).c_str(), shape_of(params[i]), dims,
+        const std::string dims = shape_str(want);
+        expect_shape(grads[i], fn, ("grads" + idx).c_str(), want, dims,
                      " to match `params" + idx + "`");
         if (!bufs.empty())
-            expect_shape(bufs[i], fn, ("momentum_bufs" + idx).c_str(), shape_of(params[i]), dims,
+            expect_shape(bufs[i], fn, ("momentum_bufs" + idx).c_str(), want, dims,
                          " to match `params" + idx + "`");
     }
     // Updated arrays (params, buffers) must not share memory with any other array of the call:
@@ -576,10 +590,12 @@ private:
     Data checked_data(const char* fn, py::handle x_, py::handle y_, const char* rows) const {
         py::array x = checked_array(x_, fn, "x"), y = checked_array(y_, fn, "y", true);
         const std::string r = rows;
-        expect_shape(x, fn, "x", {kAny, layers_.front().in}, "(" + r + ", features)");
+        const int64_t in = layers_.front().in;
+        if (!has_shape(x, {kAny, in})) expect_shape(x, fn, "x", {kAny, in}, "(" + r + ", features)");
         const int64_t n = x.shape(0);
-        expect_shape(y, fn, "y", {n}, "(" + r + ",)",
-                     " to match `x` of shape " + shape_str({n, layers_.front().in}));
+        if (!has_shape(y, {n}))
+            expect_shape(y, fn, "y", {n}, "(" + r + ",)",
+                         " to match `x` of shape " + shape_str({n, in}));
         fastdense::Labels lab{y.data(), y.dtype().is(py::dtype::of<int64_t>())};
         return Data{x, y, lab};
     }
