@@ -103,9 +103,10 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
                        sgd.nesterov, sgd.first_step, clip_value};
     // Layer l's backward: the input gradient first (it needs the old W), then the weight
     // gradient with the update fused into it, unless norm clipping needs every gradient first.
+    auto input_of = [&](size_t l) { return l > 0 ? ws.acts[l - 1].data() : X; };
     auto input_gradient = [&](size_t l) {  // l > 0
         const DenseParams& p = layers[l];
-        const float* a_in = ws.acts[l - 1].data();
+        const float* a_in = input_of(l);
         // The previous layer's ReLU output is its own mask: a > 0 exactly where z > 0.
         const float* mask = layers[l - 1].relu ? a_in : nullptr;
         k.matmul_backward_input(ws.grads[l - 1].data(), ws.grads[l].data(), p.W, mask, M, p.out,
@@ -113,8 +114,7 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     };
     auto weight_gradient = [&](size_t l) {  // dW and db only
         const DenseParams& p = layers[l];
-        const float* a_in = l > 0 ? ws.acts[l - 1].data() : X;
-        k.matmul_backward_weight(p.dW, p.db, a_in, ws.grads[l].data(), M, p.in, p.out);
+        k.matmul_backward_weight(p.dW, p.db, input_of(l), ws.grads[l].data(), M, p.in, p.out);
     };
     // The fused update on its own: sgd_update's rule with grad_scale 1, so the same bits.
     auto update_layer = [&](const DenseParams& p) {
@@ -129,9 +129,8 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
         const DenseParams& p = layers[l];
         if (l > 0) input_gradient(l);
         if (fuse_update)
-            k.matmul_backward_weight_sgd(p.dW, p.db, l > 0 ? ws.acts[l - 1].data() : X,
-                                         ws.grads[l].data(), M, p.in, p.out, p.W, p.buf_W, p.b,
-                                         p.buf_b, step);
+            k.matmul_backward_weight_sgd(p.dW, p.db, input_of(l), ws.grads[l].data(), M, p.in,
+                                         p.out, p.W, p.buf_W, p.b, p.buf_b, step);
         else
             weight_gradient(l);
     };
