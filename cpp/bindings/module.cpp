@@ -85,15 +85,16 @@ bool has_shape(const py::array& a, const Shape& want) {
 }
 
 // Checks that `a` has shape `want` (kAny matches anything); `dims` spells the expected shape
-// for the message, e.g. "(M, K)". (Callers on a per-call path test has_shape first when the
-// message's strings cost something to build.)
+// for the message, e.g. "(M, K)", or is "" to spell it from `want` alone. Nothing is built
+// unless the check fails: these run on every kernel call.
 void expect_shape(const py::array& a, const char* fn, const char* name, const Shape& want,
-                  const std::string& dims, const std::string& why = "") {
+                  const char* dims, const std::string& why = "") {
     if (has_shape(a, want)) return;
     const Shape got = shape_of(a);
     // Spell the expected shape with the known sizes filled into `dims`' names.
     std::vector<std::string> names;
-    std::string inner = dims.size() > 2 ? dims.substr(1, dims.size() - 2) : "";
+    const std::string spelled = dims;
+    std::string inner = spelled.size() > 2 ? spelled.substr(1, spelled.size() - 2) : "";
     for (size_t pos = 0; pos <= inner.size();) {
         size_t comma = inner.find(',', pos);
         if (comma == std::string::npos) comma = inner.size();
@@ -109,8 +110,18 @@ void expect_shape(const py::array& a, const char* fn, const char* name, const Sh
                                                    : std::string("?"));
     w += want.size() == 1 ? ",)" : ")";
     throw py::value_error(std::string(fn) + ": expected `" + name + "` of shape " +
-                          (want.size() == got.size() ? w : dims) + why + ", got " +
+                          (want.size() == got.size() || spelled.empty() ? w : spelled) + why +
+                          ", got " +
                           shape_str(got));
+}
+
+// expect_shape with the message's " to match `match` of shape (...)" built only on failure.
+void expect_shape_matching(const py::array& a, const char* fn, const char* name,
+                           const Shape& want, const char* dims, const char* match,
+                           const Shape& match_shape) {
+    if (has_shape(a, want)) return;
+    expect_shape(a, fn, name, want, dims,
+                 std::string(" to match `") + match + "` of shape " + shape_str(match_shape));
 }
 
 bool overlaps(const py::array& a, const py::array& b) {
@@ -128,7 +139,7 @@ py::array_t<float> output(py::handle out, const char* fn, const char* name, cons
     if (!a.writeable())
         throw py::value_error(std::string(fn) + ": `" + name +
                               "` is read-only; an output buffer must be writeable");
-    if (!has_shape(a, shape)) expect_shape(a, fn, name, shape, shape_str(shape));
+    expect_shape(a, fn, name, shape, "");
     for (const auto& in : inputs) {
         if (!in.second || (may_alias && in.second == may_alias && a.data() == in.second->data()))
             continue;
@@ -150,8 +161,7 @@ py::array_t<float> matmul_forward(py::handle x_, py::handle w_, py::handle b_, b
     py::array x = checked_array(x_, fn, "x"), w = checked_array(w_, fn, "w");
     expect_shape(x, fn, "x", {kAny, kAny}, "(M, K)");
     const int64_t M = x.shape(0), K = x.shape(1);
-    if (!has_shape(w, {K, kAny}))
-        expect_shape(w, fn, "w", {K, kAny}, "(K, N)", " to match `x` of shape " + shape_str({M, K}));
+    expect_shape_matching(w, fn, "w", {K, kAny}, "(K, N)", "x", {M, K});
     const int64_t N = w.shape(1);
     // (A default-constructed py::array is an empty array, not a null handle: track presence.)
     const bool has_b = !b_.is_none();
@@ -176,8 +186,7 @@ py::array_t<float> matmul_backward_input(py::handle dy_, py::handle w_, py::hand
     py::array dy = checked_array(dy_, fn, "dy"), w = checked_array(w_, fn, "w");
     expect_shape(dy, fn, "dy", {kAny, kAny}, "(M, N)");
     const int64_t M = dy.shape(0), N = dy.shape(1);
-    if (!has_shape(w, {kAny, N}))
-        expect_shape(w, fn, "w", {kAny, N}, "(K, N)", " to match `dy` of shape " + shape_str({M, N}));
+    expect_shape_matching(w, fn, "w", {kAny, N}, "(K, N)", "dy", {M, N});
     const int64_t K = w.shape(0);
     const bool has_mask = !mask_.is_none();
     py::array mask;
@@ -202,8 +211,7 @@ py::tuple matmul_backward_weight(py::handle x_, py::handle dy_, py::handle dw_, 
     py::array x = checked_array(x_, fn, "x"), dy = checked_array(dy_, fn, "dy");
     expect_shape(x, fn, "x", {kAny, kAny}, "(M, K)");
     const int64_t M = x.shape(0), K = x.shape(1);
-    if (!has_shape(dy, {M, kAny}))
-        expect_shape(dy, fn, "dy", {M, kAny}, "(M, N)", " to match `x` of shape " + shape_str({M, K}));
+    expect_shape_matching(dy, fn, "dy", {M, kAny}, "(M, N)", "x", {M, K});
     const int64_t N = dy.shape(1);
     auto dw = output(dw_, fn, "dw", {K, N}, {{"x", &x}, {"dy", &dy}});
     py::object db_obj = py::none();
@@ -241,8 +249,7 @@ py::array_t<float> relu_forward(py::handle x_, py::handle out_) {
 py::array_t<float> relu_backward(py::handle dy_, py::handle y_, py::handle out_) {
     const char* fn = "relu_backward";
     py::array dy = checked_array(dy_, fn, "dy"), y = checked_array(y_, fn, "y");
-    if (!has_shape(y, shape_of(dy)))
-        expect_shape(y, fn, "y", shape_of(dy), shape_str(shape_of(dy)), " to match `dy`");
+    expect_shape(y, fn, "y", shape_of(dy), "", " to match `dy`");
     auto dx = output(out_, fn, "out", shape_of(dy), {{"dy", &dy}, {"y", &y}}, &dy);
     float* DX = wptr(dx);
     const float *DY = fptr(dy), *Y = fptr(y);
@@ -259,9 +266,7 @@ fastdense::Labels checked_labels(const py::array& logits, const py::array& label
                                  const char* fn) {
     expect_shape(logits, fn, "logits", {kAny, kAny}, "(M, C)");
     const int64_t M = logits.shape(0), C = logits.shape(1);
-    if (!has_shape(labels, {M}))
-        expect_shape(labels, fn, "labels", {M}, "(M,)",
-                     " to match `logits` of shape " + shape_str({M, C}));
+    expect_shape_matching(labels, fn, "labels", {M}, "(M,)", "logits", {M, C});
     fastdense::Labels lab{labels.data(), labels.dtype().is(py::dtype::of<int64_t>())};
     for (int64_t i = 0; i < M; ++i) {
         const int64_t v = fastdense::label_at(lab, i);
@@ -363,11 +368,10 @@ void sgd_update(py::handle params_, py::handle grads_, py::handle bufs_, float l
         const Shape want = shape_of(params[i]);
         if (has_shape(grads[i], want) && (bufs.empty() || has_shape(bufs[i], want))) continue;
         const std::string idx = "[" + std::to_string(i) + "]";
-        const std::string dims = shape_str(want);
-        expect_shape(grads[i], fn, ("grads" + idx).c_str(), want, dims,
+        expect_shape(grads[i], fn, ("grads" + idx).c_str(), want, "",
                      " to match `params" + idx + "`");
         if (!bufs.empty())
-            expect_shape(bufs[i], fn, ("momentum_bufs" + idx).c_str(), want, dims,
+            expect_shape(bufs[i], fn, ("momentum_bufs" + idx).c_str(), want, "",
                          " to match `params" + idx + "`");
     }
     // Updated arrays (params, buffers) must not share memory with any other array of the call:
@@ -541,7 +545,7 @@ public:
 
     py::tuple step(py::handle x_, py::handle y_, float lr, bool first_step) {
         const char* fn = "train_step";
-        const Data d = checked_data(fn, x_, y_, "batch");
+        const Data d = checked_data(fn, x_, y_, "(batch, features)", "(batch,)");
         const int64_t M = d.x.shape(0);
         for (int64_t i = 0; i < M; ++i) check_label(fn, d.labels, i, layers_.back().out);
         const float* X = fptr(d.x);
@@ -557,7 +561,7 @@ public:
         // gather and no batch copy through Python per step. next_idx (or None): the rows of
         // the batch after this one, brought in from memory while this step has a thread spare.
         const char* fn = "train_step_rows";
-        const Data d = checked_data(fn, x_, y_, "n");
+        const Data d = checked_data(fn, x_, y_, "(n, features)", "(n,)");
         const int64_t n = d.x.shape(0);
         py::array idx = row_indices(fn, "idx", idx_, n);
         const int64_t M = idx.shape(0);
@@ -581,21 +585,19 @@ public:
     }
 
 private:
-    // x (rows, features) float32 and its labels y (rows,) int32/int64, checked; `rows` names
-    // the first dimension in the messages.
+    // x (rows, features) float32 and its labels y (rows,) int32/int64, checked; x_dims and
+    // y_dims spell their shapes in the messages.
     struct Data {
         py::array x, y;
         fastdense::Labels labels;
     };
-    Data checked_data(const char* fn, py::handle x_, py::handle y_, const char* rows) const {
+    Data checked_data(const char* fn, py::handle x_, py::handle y_, const char* x_dims,
+                      const char* y_dims) const {
         py::array x = checked_array(x_, fn, "x"), y = checked_array(y_, fn, "y", true);
-        const std::string r = rows;
         const int64_t in = layers_.front().in;
-        if (!has_shape(x, {kAny, in})) expect_shape(x, fn, "x", {kAny, in}, "(" + r + ", features)");
+        expect_shape(x, fn, "x", {kAny, in}, x_dims);
         const int64_t n = x.shape(0);
-        if (!has_shape(y, {n}))
-            expect_shape(y, fn, "y", {n}, "(" + r + ",)",
-                         " to match `x` of shape " + shape_str({n, in}));
+        expect_shape_matching(y, fn, "y", {n}, y_dims, "x", {n, in});
         fastdense::Labels lab{y.data(), y.dtype().is(py::dtype::of<int64_t>())};
         return Data{x, y, lab};
     }
