@@ -35,6 +35,8 @@ struct Ukernel {
     static constexpr int kNarrowCols = 0;
     static constexpr int64_t kNarrowMinK = 0;
     static constexpr bool kPackRows = false;
+    // A k-major A (Xᵀ) is always packed: run's lda is never negative.
+    static constexpr bool kDirectAT = false;
     template <int ROWS>
     static void pack_rows(float*, const float*, int64_t, int64_t) {}
 

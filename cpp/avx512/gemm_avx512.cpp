@@ -43,6 +43,9 @@ struct Ukernel {
     static constexpr int kNarrowCols = 8;
     static constexpr int64_t kNarrowMinK = 16;
 
+    // run() reads a k-major A (Xᵀ of a row-major X) in place when lda < 0.
+    static constexpr bool kDirectAT = true;
+
     // pack_rows packs a full MR-row sliver of a row-major A, or a full NR-wide panel of a
     // transposed B (the driver's scalar loops moved one float at a time: 5% of a 1024^3 X·W).
     static constexpr bool kPackRows = true;
@@ -118,48 +121,57 @@ struct Ukernel {
                                                   const float* B, int64_t ldb, float* C,
                                                   int64_t ldc, bool accumulate, int nr,
                                                   const TileEpilogue* epi) {
-        // A is (R, kc): packed k-major with stride MR when lda == 0, else the caller's
-        // row-major matrix with row stride lda; B is (kc, nr <= 32) with row stride ldb,
-        // C is (R, nr) with row stride ldc; epi, when not null, is applied before the store
+        // A is (R, kc): packed k-major with stride MR when lda == 0; the caller's k-major
+        // matrix (Xᵀ of a row-major X), -lda floats between consecutive k, when lda < 0;
+        // else the caller's row-major matrix with row stride lda. B is (kc, nr <= 32) with row
+        // stride ldb, C is (R, nr) with row stride ldc; epi, when not null, is applied before
+        // the store.
         // A right edge of at most 16 columns (N = 100 leaves 4, N = 10 leaves 10) runs with
         // one vector per row instead of two: half the FMAs, nothing computed to be dropped.
-        if (lda == 0) {
+        if (lda <= 0) {
+            const int64_t ks = lda == 0 ? MR : -lda;
             if (nr <= kNarrowCols && kc >= kNarrowMinK)
-                narrow<R>(kc, A, B, ldb, C, ldc, accumulate, nr, epi);
-            else if (nr <= 16) tile<R, 1>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
-            else tile<R, 2>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
+                narrow<R>(kc, A, ks, B, ldb, C, ldc, accumulate, nr, epi);
+            else if (lda == 0) {
+                if (nr <= 16) tile<R, 1>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
+                else tile<R, 2>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
+            } else {
+                if (nr <= 16) tile<R, 1>(kc, AColumns{A, ks}, B, ldb, C, ldc, accumulate, nr, epi);
+                else tile<R, 2>(kc, AColumns{A, ks}, B, ldb, C, ldc, accumulate, nr, epi);
+            }
         } else {
             if (nr <= 16) tile<R, 1>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr, epi);
             else tile<R, 2>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr, epi);
         }
     }
 
-    // A right edge of at most kNarrowCols columns from a packed A (N = 100 leaves 4; the
-    // driver packs A for such blocks, see macro_block): the vectors run
+    // A right edge of at most kNarrowCols columns from a k-major A (packed, ks = MR, or Xᵀ
+    // in place; the driver packs a row-major A for such blocks, see macro_block): the vectors run
     // down the R rows of one column instead of along a row, so a k costs one FMA per column
     // (4) instead of one per row (12). Each element is still one FMA chain over k in order,
     // and a*b == b*a exactly, so the bits are those of the row-vector tile. (With A read in
     // place, gathering a column of A per k by masked broadcasts cost more than it saved; for
     // a short k, as in a batch-1 weight gradient, the transposed store costs more too.)
     template <int R>
-    static void narrow(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
-                       int64_t ldc, bool accumulate, int nr, const TileEpilogue* epi) {
+    static void narrow(int64_t kc, const float* Ap, int64_t ks, const float* B, int64_t ldb,
+                       float* C, int64_t ldc, bool accumulate, int nr, const TileEpilogue* epi) {
         switch (nr) {
-            case 1: return columns<R, 1>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
-            case 2: return columns<R, 2>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
-            case 3: return columns<R, 3>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
-            case 4: return columns<R, 4>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
-            case 5: return columns<R, 5>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
-            case 6: return columns<R, 6>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
-            case 7: return columns<R, 7>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
-            default: return columns<R, 8>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
+            case 1: return columns<R, 1>(kc, Ap, ks, B, ldb, C, ldc, accumulate, epi);
+            case 2: return columns<R, 2>(kc, Ap, ks, B, ldb, C, ldc, accumulate, epi);
+            case 3: return columns<R, 3>(kc, Ap, ks, B, ldb, C, ldc, accumulate, epi);
+            case 4: return columns<R, 4>(kc, Ap, ks, B, ldb, C, ldc, accumulate, epi);
+            case 5: return columns<R, 5>(kc, Ap, ks, B, ldb, C, ldc, accumulate, epi);
+            case 6: return columns<R, 6>(kc, Ap, ks, B, ldb, C, ldc, accumulate, epi);
+            case 7: return columns<R, 7>(kc, Ap, ks, B, ldb, C, ldc, accumulate, epi);
+            default: return columns<R, 8>(kc, Ap, ks, B, ldb, C, ldc, accumulate, epi);
         }
     }
 
     template <int R, int NC>
-    static void columns(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
-                        int64_t ldc, bool accumulate, const TileEpilogue* epi) {
-        // Ap is (kc, MR) packed (R rows used), B is (kc, NC) with row stride ldb, C is (R, NC)
+    static void columns(int64_t kc, const float* Ap, int64_t ks, const float* B, int64_t ldb,
+                        float* C, int64_t ldc, bool accumulate, const TileEpilogue* epi) {
+        // Ap is (kc, R) k-major, ks floats between consecutive k (MR when packed), B is
+        // (kc, NC) with row stride ldb, C is (R, NC)
         // with row stride ldc; c[j] holds column j, transposed in and out through t
         const __mmask16 rows = static_cast<__mmask16>((1u << R) - 1);
         alignas(64) float t[NC][16];
@@ -175,7 +187,7 @@ struct Ukernel {
             const __m512 a = _mm512_maskz_loadu_ps(rows, Ap);  // A(0..R-1, k)
             for (int j = 0; j < NC; ++j)
                 c[j] = _mm512_fmadd_ps(a, _mm512_set1_ps(B[j]), c[j]);
-            Ap += MR;
+            Ap += ks;
             B += ldb;
         }
         for (int j = 0; j < NC; ++j) _mm512_store_ps(t[j], c[j]);
@@ -191,11 +203,18 @@ struct Ukernel {
             }
     }
 
-    // The two ways a tile reads A(i, k): from a packed panel, or in place from row-major rows.
+    // The ways a tile reads A(i, k): from a packed panel, or in place from the caller's
+    // k-major (Xᵀ) or row-major matrix.
     struct APacked {
         const float* p;
         float at(int i) const { return p[i]; }
         void next() { p += MR; }
+    };
+    struct AColumns {  // k-major in place: A(i, k) = p[k * ks + i]
+        const float* p;
+        int64_t ks;
+        float at(int i) const { return p[i]; }
+        void next() { p += ks; }
     };
     struct ARows {
         const float* p;

@@ -11,8 +11,10 @@
 //                                    const TileEpilogue* epi);
 //     C(R,nr) = (accumulate ? C : 0) + A(R,kc) · B(kc,nr), one FMA per k in order, for
 //     R <= MR rows (so a short edge tile costs only its own rows) and nr <= NR columns.
-//     A is packed k-major with stride MR when lda == 0, else read in place from row-major rows
-//     lda floats apart; B rows are ldb floats apart and NR floats of each row
+//     A is packed k-major with stride MR when lda == 0, read in place from k-major columns
+//     (Xᵀ of a row-major X) -lda floats apart when lda < 0 (only where kDirectAT), else read
+//     in place from row-major rows lda floats apart; B rows are ldb floats apart and NR floats
+//     of each row
 //     are readable (a packed panel, or a full-width panel of the caller's row-major matrix),
 //     or only nr of them when kMaskedB says the kernel masks its B loads.
 //   static constexpr bool kMaskedB;
@@ -22,6 +24,7 @@
 //     kPackRows; otherwise the driver's scalar loops do.
 //   static constexpr bool kFusedEpilogue;  whether run applies a non-null epi (bias, ReLU,
 //     mask) to its registers; otherwise the driver passes null and runs the scalar epilogue.
+//   static constexpr bool kDirectAT;  whether run reads a k-major A in place (lda < 0).
 //   static constexpr int kNarrowCols;  static constexpr int64_t kNarrowMinK;  run handles a
 //     right edge of <= kNarrowCols columns with kc >= kNarrowMinK column-wise, which needs
 //     a packed A (0: never).
@@ -213,6 +216,9 @@ inline void run_rows(int mr, int64_t kc, const float* A, int64_t lda, const floa
 // reuse it. (A batch-1 layer would otherwise copy its whole weight matrix every step.)
 constexpr int64_t kDirectBRows = 128;
 
+// Up to this many NR-wide column panels, a transposed A is read in place (see macro_block).
+constexpr int64_t kDirectATPanels = 4;
+
 // Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
 // run the register tiles over a B block that is packed in Bp, or read in place (direct_b; Bp
 // then holds at most the right-edge panel, for ISAs that cannot mask their B loads).
@@ -232,17 +238,23 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // are packed: there the packed panel's contiguous reads win (reading 12 rows in place was
     // 5-9% slower at 1024^3). So are rows a multiple of 2 KiB apart: they fall into one or two
     // L1 sets (4 KiB apart, all 12 rows compete for one 8-way set: 10% slower at
-    // 256x1024·1024x1024). A transposed A (Xᵀ·dY) is always packed, each k being a short
-    // contiguous run.
+    // 256x1024·1024x1024).
     const int64_t edge = nc % U::NR;
     const bool narrow_edge =
         U::kPackRows && edge > 0 && edge <= U::kNarrowCols && kc >= U::kNarrowMinK;
     const bool direct_a = !a_packed && A.cs == 1 && m1 - m0 <= kDirectBRows &&
                           A.rs % 512 != 0 && !narrow_edge;
+    // A transposed A (Xᵀ·dY) is read in place, where the ISA can, when few column panels
+    // reuse each sliver: per k its MR rows are MR contiguous floats of one row of X, and
+    // packing them cost more than reading them in place once per panel (1 thread, the
+    // weight gradients of 784-100-10 at b100: 166 -> 156 us for 100x784 · 100x100, 5.2 -> 3.6
+    // us for 100x100 · 100x10). With many panels the packed sliver's contiguous reads win.
+    const bool direct_at = U::kDirectAT && !a_packed && A.rs == 1 && A.cs != 1 &&
+                           A.cs % 512 != 0 && (nc + NR - 1) / NR <= kDirectATPanels;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && U::kMaskedB && mc <= U::kWideRows;
-        if ((!direct_a || wide) && !a_packed) pack_a<U>(Ap, A, ic, mc, pc, kc);
+        if ((!(direct_a || direct_at) || wide) && !a_packed) pack_a<U>(Ap, A, ic, mc, pc, kc);
         if (wide) {
             float* c = C + ic * ldc + jc;
             const float* Bj = B.at(pc, jc);
@@ -280,6 +292,8 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
                 }
                 if (direct_a)
                     run_rows<U>(mr, kc, A.at(ci, pc), A.rs, Bj, ldb, c, ldc, !first, nr, te);
+                else if (direct_at)
+                    run_rows<U>(mr, kc, A.at(ci, pc), -A.cs, Bj, ldb, c, ldc, !first, nr, te);
                 else
                     run_rows<U>(mr, kc, Ap + ir * kc, 0, Bj, ldb, c, ldc, !first, nr, te);
                 if (last && !in_tile) epilogue<E>(c, ldc, mr, nr, ci, cj, fuse);
