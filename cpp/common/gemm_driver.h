@@ -216,9 +216,6 @@ inline void run_rows(int mr, int64_t kc, const float* A, int64_t lda, const floa
 // reuse it. (A batch-1 layer would otherwise copy its whole weight matrix every step.)
 constexpr int64_t kDirectBRows = 128;
 
-// Up to this many NR-wide column panels, a transposed A is read in place (see macro_block).
-constexpr int64_t kDirectATPanels = 4;
-
 // Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
 // run the register tiles over a B block that is packed in Bp, or read in place (direct_b; Bp
 // then holds at most the right-edge panel, for ISAs that cannot mask their B loads).
@@ -244,13 +241,14 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
         U::kPackRows && edge > 0 && edge <= U::kNarrowCols && kc >= U::kNarrowMinK;
     const bool direct_a = !a_packed && A.cs == 1 && m1 - m0 <= kDirectBRows &&
                           A.rs % 512 != 0 && !narrow_edge;
-    // A transposed A (Xᵀ·dY) is read in place, where the ISA can, when few column panels
-    // reuse each sliver: per k its MR rows are MR contiguous floats of one row of X, and
-    // packing them cost more than reading them in place once per panel (1 thread, the
-    // weight gradients of 784-100-10 at b100: 166 -> 156 us for 100x784 · 100x100, 5.2 -> 3.6
-    // us for 100x100 · 100x10). With many panels the packed sliver's contiguous reads win.
-    const bool direct_at = U::kDirectAT && !a_packed && A.rs == 1 && A.cs != 1 &&
-                           A.cs % 512 != 0 && (nc + NR - 1) / NR <= kDirectATPanels;
+    // A transposed A (Xᵀ·dY) is read in place where the ISA can: per k, a sliver's MR rows
+    // are MR contiguous floats of one row of X, and reading them there once per column panel
+    // cost less than packing them, however many panels reuse the sliver (1 thread: 166 -> 156
+    // us for 100x784ᵀ · 100x100, 5.2 -> 3.6 us for 100x100ᵀ · 100x10, +4% at 1000³ and at
+    // 1024x4000ᵀ · 1024x4000). Not when X's rows are a multiple of 2 KiB apart: the k of a
+    // sliver then share L1 sets, as above, and in place was 3-4% slower (1024³, 2048³).
+    const bool direct_at =
+        U::kDirectAT && !a_packed && A.rs == 1 && A.cs != 1 && A.cs % 512 != 0;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && U::kMaskedB && mc <= U::kWideRows;
