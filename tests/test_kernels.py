@@ -21,9 +21,10 @@ SIZES = (1, 7, 15, 17, 33, 63, 65, 100, 129)
 # every pair of dimensions (N is the Latin square SIZES[(i + j) % 9]).
 COVER = [(SIZES[i], SIZES[j], SIZES[(i + j) % len(SIZES)])
          for i in range(len(SIZES)) for j in range(len(SIZES))]
-# (600, 130, 36): a 600-long reduction (two K blocks) in Xᵀ·dY with a 4-column right edge.
+# (600, 130, 36): a 600-long reduction (two K blocks) in Xᵀ·dY with a 4-column right edge;
+# (1100, 200, 300): three K blocks and ten column panels, Xᵀ read in place.
 LARGE = [(256, 1024, 100), (1, 784, 100), (100, 784, 100), (100, 100, 10), (300, 700, 500),
-         (600, 130, 36)]
+         (600, 130, 36), (1100, 200, 300)]
 LARGE_IDS = ["x".join(map(str, s)) for s in LARGE]
 
 

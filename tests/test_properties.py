@@ -273,7 +273,9 @@ def test_batch_slicing_bitwise_large(isa, threads, assert_bitwise):
 def _small_cases(seed):
     rng = np.random.default_rng(seed)
     cases = []
-    for M, K, N in [(1, 1, 1), (7, 15, 17), (17, 33, 63), (65, 100, 129), (129, 7, 65)]:
+    # (600, 37, 70): Xᵀ·dY over two K blocks, read in place, with a 6-column narrow edge
+    for M, K, N in [(1, 1, 1), (7, 15, 17), (17, 33, 63), (65, 100, 129), (129, 7, 65),
+                    (600, 37, 70)]:
         cases.append(SimpleNamespace(x=randn(rng, M, K), w=randn(rng, K, N), b=randn(rng, N),
                                      dy=randn(rng, M, N), mask=randn(rng, M, K)))
     return cases
