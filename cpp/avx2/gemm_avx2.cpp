@@ -35,7 +35,9 @@ struct Ukernel {
     static constexpr int kNarrowCols = 0;
     static constexpr int64_t kNarrowMinK = 0;
     static constexpr bool kPackRows = false;
-    // A k-major A (Xᵀ) is always packed: run's lda is never negative.
+    // A k-major A (Xᵀ) is always packed: run's lda is never negative. (Read in place, with
+    // this tile's 16-wide panels reusing each 6-row sliver twice as often, it was 9-14%
+    // slower at 256x784ᵀ·256x1024 and 1000³, though 34% faster at 100x100ᵀ·100x10.)
     static constexpr bool kDirectAT = false;
     template <int ROWS>
     static void pack_rows(float*, const float*, int64_t, int64_t) {}
