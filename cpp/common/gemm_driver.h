@@ -27,7 +27,7 @@
 //   static constexpr bool kDirectAT;  whether run reads a k-major A in place (lda < 0).
 //   static constexpr int kNarrowCols;  static constexpr int64_t kNarrowMinK;  run handles a
 //     right edge of <= kNarrowCols columns with kc >= kNarrowMinK column-wise, which needs
-//     a packed A (0: never).
+//     a k-major A, packed or read in place (0: never).
 //   static constexpr int kWideRows;  and  template <int R> static void run_wide(kc, Ap, B, ldb,
 //     C, ldc, accumulate, nc): like run, for R <= kWideRows rows and all nc columns of an
 //     in-place row-major B at once (0 = not provided).
