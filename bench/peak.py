@@ -4,6 +4,11 @@ Every other figure is stated as a percentage of the peak measured for the same t
 The reference is the best sample (``gflops_max``): the probe can only be slowed down by other
 load on the machine, never sped up, so the best sample is the closest to the hardware's limit
 and the percentages derived from it are conservative.
+
+On one thread it also measures the GEMM's register tile alone (``_core.tile_gflops``: packed
+operands in cache, no packing, no caller's C): the ceiling of every GEMM of the active ISA,
+which splits a GEMM's distance from the peak into the tile's own and that of everything around
+it (rows with ``probe == "tile"``; they are never the peak reference).
 """
 
 from __future__ import annotations
@@ -19,6 +24,21 @@ def _blas_name(np):
         return "unknown"
 
 
+def _row(probe, case, threads, samples, seconds):
+    return {
+        "group": "peak",
+        "case": case,
+        "probe": probe,
+        "lib": "fastdense",
+        "threads": threads,
+        "gflops": statistics.median(samples),
+        "gflops_min": min(samples),
+        "gflops_max": max(samples),
+        "samples_gflops": samples,
+        "probe_s": seconds,
+    }
+
+
 def run(spec):
     import numpy as np
 
@@ -30,17 +50,12 @@ def run(spec):
     seconds = 0.2
     _core.peak_gflops(t, 0.05)  # warm-up: wake the cores, start the OpenMP team
     samples = [_core.peak_gflops(t, seconds) for _ in range(spec["repeats"])]
-    row = {
-        "group": "peak",
-        "case": f"FMA peak {t}T" + (", end of suite" if spec["params"].get("again") else ""),
-        "lib": "fastdense",
-        "threads": t,
-        "gflops": statistics.median(samples),
-        "gflops_min": min(samples),
-        "gflops_max": max(samples),
-        "samples_gflops": samples,
-        "probe_s": seconds,
-    }
+    again = ", end of suite" if spec["params"].get("again") else ""
+    rows = [_row("fma", f"FMA peak {t}T{again}", t, samples, seconds)]
+    if t == 1:
+        _core.tile_gflops(0.05)
+        tiles = [_core.tile_gflops(seconds) for _ in range(spec["repeats"])]
+        rows.append(_row("tile", f"GEMM register tile alone 1T{again}", t, tiles, seconds))
     ctx = {
         "fastdense": fastdense.__version__,
         "isa": fastdense.active_isa(),
@@ -50,4 +65,4 @@ def run(spec):
         "numpy": np.__version__,
         "blas": _blas_name(np),
     }
-    return {"rows": [row], "context": ctx}
+    return {"rows": rows, "context": ctx}

@@ -195,11 +195,11 @@ def derive(rows):
     """Add % of measured peak, fastdense/peer ratios and fastdense's thread scaling."""
     peak = {}
     for r in rows:
-        if r["group"] == "peak":
+        if r["group"] == "peak" and r.get("probe", "fma") == "fma":
             peak[r["threads"]] = max(peak.get(r["threads"], 0.0), r["gflops_max"])
     for r in rows:
         ref = peak.get(r["threads"])
-        if r["group"] in ("gemm", "step") and ref:
+        if (r["group"] in ("gemm", "step") or r.get("probe") == "tile") and ref:
             r["peak_ref_gflops"] = ref
             r["pct_peak"] = 100.0 * r["gflops"] / ref
     index = {(r["group"], r["case"], r["lib"], r["threads"]): r for r in rows}

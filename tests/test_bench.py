@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,8 +28,44 @@ def test_bench_runner_writes_json_and_report(tmp_path):
     gemm = [row for row in rows if row["group"] == "gemm" and row["lib"] == "fastdense"]
     assert {tuple(row["shape"]) for row in gemm} >= {(256, 256, 256), (256, 1024, 1024)}
     assert all(row["lib"] in ("fastdense", "numpy") for row in rows)
+    # the register-tile probe is reported beside the FMA peak, never as the peak reference
+    peaks = [row for row in rows if row["group"] == "peak"]
+    assert {row.get("probe") for row in peaks} == {"fma", "tile"}
+    fma_best = max(row["gflops_max"] for row in peaks if row["probe"] == "fma")
+    assert result["context"]["peak_ref_gflops"]["1"] == fma_best
+    tile = next(row for row in peaks if row["probe"] == "tile")
+    assert tile["pct_peak"] == pytest.approx(100 * tile["gflops"] / fma_best)
     report = out.with_suffix(".md").read_text()
     assert "## The bar" in report and "## GEMM" in report
+    assert "GEMM register tile alone 1T" in report
+
+
+def _row(group, case, lib, threads, median_s, **kw):
+    return dict(group=group, case=case, lib=lib, threads=threads, median_s=median_s,
+                min_s=median_s, max_s=median_s, **kw)
+
+
+def test_report_states_what_a_failing_step_row_would_take():
+    """The report's gap lines are arithmetic on the JSON's rows: the step time a ratio bar
+    asks for, and what share of the peak that is."""
+    from bench.report import Rows, gaps
+
+    flops = 32e6  # 784-100-10 at batch 100: 2·100·(784·100 + 100·10) · 2, less dX of layer 1
+    rows = [
+        _row("step", "784-100-10 b100", "fastdense", 2, 200e-6, gflops=flops / 200e-6 / 1e9,
+             pct_peak=flops / 200e-6 / 200e9 * 100, ratio={"jax": 1.5, "torch": 3.5}),
+        _row("step", "784-100-10 b100", "jax", 2, 300e-6),
+        _row("step", "784-100-10 b100", "torch", 2, 700e-6),
+    ]
+    text = gaps(Rows(rows), {"peak_ref_gflops": {"2": 200.0}})
+    assert len(text) == 1
+    line = text[0]
+    # 2x jax means at most 150 us: 25% less than 200 us; 32 MFLOP at 200 GFLOP/s is 160 us,
+    # above 150 us, so more than the peak
+    assert "≥ 2× jax means ≤ 150.0 µs: 25% less time" in line
+    assert "take 160.0 µs at the 2-thread peak" in line and "107% of peak" in line
+    assert "torch" not in line  # met (3.5x against 3x)
+    assert "1.59 MB per step (79,510 parameters" in line
 
 
 def test_ab_compares_two_builds_of_the_core_in_one_process(tmp_path):

@@ -422,8 +422,6 @@ std::vector<double> sum_squares(py::handle arrays_) {
     return out;
 }
 
-// Measured FP32 peak in GFLOP/s: every thread of a team runs the active ISA's FMA probe for
-// about `seconds`; total FLOPs over wall time.
 int64_t first_non_finite(py::handle x_) {
     // Any float32 C-contiguous array, read as a flat run of values (empty: -1).
     if (!py::isinstance<py::array>(x_))
@@ -440,30 +438,46 @@ int64_t first_non_finite(py::handle x_) {
     return fastdense::first_non_finite(p, n);
 }
 
-double peak_gflops(int threads, double seconds) {
-    if (threads < 1) throw py::value_error("peak_gflops: `threads` must be >= 1");
-    if (!(seconds > 0.0) || seconds > 60.0)
-        throw py::value_error("peak_gflops: `seconds` must be in (0, 60]");
-    const auto& k = kernels();
+// Runs `probe` (a kernel-table probe: FLOPs done for a count) on `threads` threads for about
+// `seconds`, the count calibrated on one thread first; total FLOPs over wall time, in GFLOP/s.
+double probe_gflops(double (*probe)(int64_t), int64_t start, int threads, double seconds) {
     py::gil_scoped_release nogil;
     using clock = std::chrono::steady_clock;
-    int64_t iters = 1 << 16;
-    for (;;) {  // calibrate on one thread until a run lasts a twentieth of the budget
+    int64_t count = start;
+    for (;;) {  // calibrate until a run lasts a twentieth of the budget
         auto t0 = clock::now();
-        k.fma_probe(iters);
+        probe(count);
         double dt = std::chrono::duration<double>(clock::now() - t0).count();
         if (dt > seconds / 20) {
-            iters = static_cast<int64_t>(iters * seconds / dt);
+            count = static_cast<int64_t>(count * seconds / dt) + 1;
             break;
         }
-        iters *= 4;
+        count *= 4;
     }
     double flops = 0.0;
     auto t0 = clock::now();
 #pragma omp parallel num_threads(threads) reduction(+ : flops)
-    flops += k.fma_probe(iters);
+    flops += probe(count);
     double dt = std::chrono::duration<double>(clock::now() - t0).count();
     return flops / dt / 1e9;
+}
+
+void check_probe_seconds(const char* fn, double seconds) {
+    if (!(seconds > 0.0) || seconds > 60.0)
+        throw py::value_error(std::string(fn) + ": `seconds` must be in (0, 60]");
+}
+
+// Measured FP32 peak in GFLOP/s: every thread of a team runs the active ISA's FMA probe.
+double peak_gflops(int threads, double seconds) {
+    if (threads < 1) throw py::value_error("peak_gflops: `threads` must be >= 1");
+    check_probe_seconds("peak_gflops", seconds);
+    return probe_gflops(kernels().fma_probe, int64_t(1) << 16, threads, seconds);
+}
+
+// GFLOP/s of the active ISA's GEMM inner loop alone, on one thread (KernelTable::tile_probe).
+double tile_gflops(double seconds) {
+    check_probe_seconds("tile_gflops", seconds);
+    return probe_gflops(kernels().tile_probe, 1, 1, seconds);
 }
 
 // A Dense/ReLU stack bound once to its parameter, gradient and momentum arrays, then trained
@@ -725,6 +739,9 @@ PYBIND11_MODULE(_core, m) {
           "threaded read-only pass.");
     m.def("peak_gflops", &peak_gflops, py::arg("threads") = 1, py::arg("seconds") = 0.2,
           "Measured FP32 FMA peak of the active ISA on `threads` threads, in GFLOP/s.");
+    m.def("tile_gflops", &tile_gflops, py::arg("seconds") = 0.2,
+          "GFLOP/s of the active ISA's GEMM register tile alone (packed operands in cache, "
+          "no packing, no caller's C) on one thread: the ceiling of its GEMM.");
 
     m.def("compiled_isas", &fastdense::compiled_isas, "ISAs compiled into this build.");
     m.def("supported_isas", &fastdense::supported_isas,

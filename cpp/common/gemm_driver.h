@@ -500,6 +500,32 @@ void column_sums(float* db, const float* dY, int64_t M, int64_t N) {
 
 }  // namespace
 
+// Benchmark probe: `reps` passes of the register tile over one MC x KC block of packed A (its
+// MC/MR slivers) against 8 packed B panels, accumulating into a private C: the operands a large
+// GEMM's inner loops run on between two packings, here already in cache, and nothing else (no
+// packing, no caller's C to load and store, no blocking loops). Its rate is the ceiling of
+// every GEMM of this ISA on one core. Returns the floating-point operations done.
+double tile_probe(int64_t reps) {
+    using U = Ukernel;
+    constexpr int64_t MR = U::MR, NR = U::NR, KC = U::KC, slivers = U::MC / U::MR, panels = 8;
+    static thread_local Workspace wa, wb, wc;
+    float* A = wa.get(static_cast<size_t>(slivers * MR * KC));
+    float* B = wb.get(static_cast<size_t>(panels * NR * KC));
+    float* C = wc.get(static_cast<size_t>(slivers * panels * MR * NR));
+    // Small values: C grows by about KC * 1e-6 per pass, far from overflow and from subnormals.
+    for (int64_t i = 0; i < slivers * MR * KC; ++i) A[i] = 1e-3f;
+    for (int64_t i = 0; i < panels * NR * KC; ++i) B[i] = 1e-3f;
+    for (int64_t i = 0; i < slivers * panels * MR * NR; ++i) C[i] = 0.0f;
+    for (int64_t r = 0; r < reps; ++r)
+        for (int64_t j = 0; j < panels; ++j)
+            for (int64_t s = 0; s < slivers; ++s)
+                U::template run<MR>(KC, A + s * MR * KC, 0, B + j * NR * KC, NR,
+                                    C + (j * slivers + s) * MR * NR, NR, true, NR, nullptr);
+    volatile float sink = C[0];  // the tiles' results are observable
+    (void)sink;
+    return 2.0 * MR * NR * KC * slivers * panels * static_cast<double>(reps);
+}
+
 // The three training forms, as the kernel table wants them.
 
 void matmul_forward(float* Y, const float* X, const float* W, const float* b, int64_t M,

@@ -31,6 +31,7 @@ void sgd_update(float*, float*, const float*, int64_t, float, float, float, floa
                 float, float);
 double sum_squares(const float*, int64_t);
 double fma_probe(int64_t);
+double tile_probe(int64_t);
 }  // namespace FASTDENSE_ISA_NS
 
 const KernelTable FASTDENSE_CAT(FASTDENSE_ISA_NS, _kernels) = {
@@ -46,5 +47,6 @@ const KernelTable FASTDENSE_CAT(FASTDENSE_ISA_NS, _kernels) = {
     FASTDENSE_ISA_NS::sgd_update,
     FASTDENSE_ISA_NS::sum_squares,
     FASTDENSE_ISA_NS::fma_probe,
+    FASTDENSE_ISA_NS::tile_probe,
 };
 }  // namespace fastdense

@@ -98,6 +98,11 @@ struct KernelTable {
     // Benchmark probe: `iters` rounds of independent FMA chains on this thread, as fast as the
     // ISA allows. Returns the floating-point operations done (the peak the suite compares to).
     double (*fma_probe)(int64_t iters);
+
+    // Benchmark probe: `reps` passes of the GEMM's innermost loop alone (the register tile on
+    // packed operands already in cache) on this thread. Returns the floating-point operations
+    // done: the ceiling of the ISA's GEMM, to which the suite compares whole GEMMs.
+    double (*tile_probe)(int64_t reps);
 };
 
 // One table per ISA; avx2/avx512 exist only when compiled in (see CMake options).
