@@ -126,23 +126,30 @@ struct Ukernel {
         // else the caller's row-major matrix with row stride lda. B is (kc, nr <= 32) with row
         // stride ldb, C is (R, nr) with row stride ldc; epi, when not null, is applied before
         // the store.
-        // A right edge of at most 16 columns (N = 100 leaves 4, N = 10 leaves 10) runs with
-        // one vector per row instead of two: half the FMAs, nothing computed to be dropped.
         if (lda <= 0) {
             const int64_t ks = lda == 0 ? MR : -lda;
             if (nr <= kNarrowCols && kc >= kNarrowMinK)
                 narrow<R>(kc, A, ks, B, ldb, C, ldc, accumulate, nr, epi);
-            else if (lda == 0) {
-                if (nr <= 16) tile<R, 1>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
-                else tile<R, 2>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
-            } else {
-                if (nr <= 16) tile<R, 1>(kc, AColumns{A, ks}, B, ldb, C, ldc, accumulate, nr, epi);
-                else tile<R, 2>(kc, AColumns{A, ks}, B, ldb, C, ldc, accumulate, nr, epi);
-            }
+            else if (lda == 0) by_width<R>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
+            else by_width<R>(kc, AColumns{A, ks}, B, ldb, C, ldc, accumulate, nr, epi);
         } else {
-            if (nr <= 16) tile<R, 1>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr, epi);
-            else tile<R, 2>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr, epi);
+            by_width<R>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr, epi);
         }
+    }
+
+    // A full 32-column tile loads B unmasked: on Intel cores with two 512-bit FMA pipes a
+    // zero-masked load cost the tile 4-8% (a scratch harness on a Xeon, model 207: 172 vs
+    // 161 GFLOP/s at best, packed operands in L1/L2); a right edge of 17-31 columns keeps
+    // the masks, and one of at most 16 runs with one vector per row: half the FMAs, nothing
+    // computed to be dropped (N = 100 leaves 4, N = 10 leaves 10).
+    template <int R, class AP>
+    [[gnu::always_inline]] static inline void by_width(int64_t kc, AP Ap, const float* B,
+                                                       int64_t ldb, float* C, int64_t ldc,
+                                                       bool accumulate, int nr,
+                                                       const TileEpilogue* epi) {
+        if (nr <= 16) tile<R, 1, false>(kc, Ap, B, ldb, C, ldc, accumulate, nr, epi);
+        else if (nr == NR) tile<R, 2, true>(kc, Ap, B, ldb, C, ldc, accumulate, nr, epi);
+        else tile<R, 2, false>(kc, Ap, B, ldb, C, ldc, accumulate, nr, epi);
     }
 
     // A right edge of at most kNarrowCols columns from a k-major A (packed, ks = MR, or Xᵀ
@@ -225,10 +232,10 @@ struct Ukernel {
         void next() { ++p; }
     };
 
-    template <int R, int NV, class AP>
+    template <int R, int NV, bool FULL, class AP>
     static void tile(int64_t kc, AP Ap, const float* B, int64_t ldb, float* C,
                      int64_t ldc, bool accumulate, int nr, const TileEpilogue* epi) {
-        // as run(), with NV vectors of 16 columns per row
+        // as run(), with NV vectors of 16 columns per row (FULL: nr == 16 * NV)
         // Masked loads and stores handle a narrow right edge in place: masked-off lanes of B
         // are not read and those of C are never touched.
         __mmask16 m[NV];
@@ -249,7 +256,8 @@ struct Ukernel {
         }
         for (int64_t k = 0; k < kc; ++k) {
             __m512 b[NV];
-            for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(m[v], B + 16 * v);
+            for (int v = 0; v < NV; ++v)
+                b[v] = FULL ? _mm512_loadu_ps(B + 16 * v) : _mm512_maskz_loadu_ps(m[v], B + 16 * v);
 #pragma GCC unroll 12
             for (int i = 0; i < R; ++i) {
                 const __m512 a = _mm512_set1_ps(Ap.at(i));
