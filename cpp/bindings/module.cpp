@@ -21,6 +21,7 @@
 
 #include "fastdense/checks.h"
 #include "fastdense/dispatch.h"
+#include "fastdense/fp_mode.h"
 #include "fastdense/kernels.h"
 #include "fastdense/train_step.h"
 
@@ -29,6 +30,13 @@ using fastdense::kernels;
 using fastdense::SgdParams;
 
 namespace {
+
+// How every kernel runs from Python: without the GIL, and in the kernels' floating-point mode
+// (denormals flushed unless set_flush_denormal(False); fp_mode.h), restored on return.
+struct KernelCall {
+    py::gil_scoped_release nogil;
+    fastdense::FpModeScope mode{fastdense::FpModeScope::for_kernels()};
+};
 
 using Shape = std::vector<int64_t>;
 constexpr int64_t kAny = -1;  // a dimension whose size is set by another argument
@@ -174,7 +182,7 @@ py::array_t<float> matmul_forward(py::handle x_, py::handle w_, py::handle b_, b
     float* Y = wptr(y);
     const float *X = fptr(x), *W = fptr(w), *B = has_b ? fptr(b) : nullptr;
     {
-        py::gil_scoped_release nogil;
+        KernelCall nogil;
         kernels().matmul_forward(Y, X, W, B, M, K, N, relu);
     }
     return y;
@@ -199,7 +207,7 @@ py::array_t<float> matmul_backward_input(py::handle dy_, py::handle w_, py::hand
     float* DX = wptr(dx);
     const float *DY = fptr(dy), *W = fptr(w), *MASK = has_mask ? fptr(mask) : nullptr;
     {
-        py::gil_scoped_release nogil;
+        KernelCall nogil;
         kernels().matmul_backward_input(DX, DY, W, MASK, M, N, K);
     }
     return dx;
@@ -226,7 +234,7 @@ py::tuple matmul_backward_weight(py::handle x_, py::handle dy_, py::handle dw_, 
     float* DW = wptr(dw);
     const float *X = fptr(x), *DY = fptr(dy);
     {
-        py::gil_scoped_release nogil;
+        KernelCall nogil;
         kernels().matmul_backward_weight(DW, DB, X, DY, M, K, N);
     }
     return py::make_tuple(dw, db_obj);
@@ -240,7 +248,7 @@ py::array_t<float> relu_forward(py::handle x_, py::handle out_) {
     const float* X = fptr(x);
     const int64_t n = x.size();
     {
-        py::gil_scoped_release nogil;
+        KernelCall nogil;
         kernels().relu_forward(Y, X, n);
     }
     return y;
@@ -255,7 +263,7 @@ py::array_t<float> relu_backward(py::handle dy_, py::handle y_, py::handle out_)
     const float *DY = fptr(dy), *Y = fptr(y);
     const int64_t n = dy.size();
     {
-        py::gil_scoped_release nogil;
+        KernelCall nogil;
         kernels().relu_backward(DX, DY, Y, n);
     }
     return dx;
@@ -290,7 +298,7 @@ py::tuple softmax_xent_forward(py::handle logits_, py::handle labels_, py::handl
     const float* Z = fptr(z);
     double mean;
     {
-        py::gil_scoped_release nogil;
+        KernelCall nogil;
         mean = kernels().softmax_xent(L, nullptr, Z, lab, M, C, 0.0f);
     }
     return py::make_tuple(mean, losses);
@@ -312,7 +320,7 @@ py::tuple softmax_xent_backward(py::handle logits_, py::handle labels_, py::hand
     const float* Z = fptr(z);
     double mean;
     {
-        py::gil_scoped_release nogil;
+        KernelCall nogil;
         mean = kernels().softmax_xent(L, DZ, Z, lab, M, C, scale);
     }
     return py::make_tuple(mean, losses, dz);
@@ -403,7 +411,7 @@ void sgd_update(py::handle params_, py::handle grads_, py::handle bufs_, float l
         jobs.push_back({static_cast<float*>(params[i].mutable_data()),
                         bufs.empty() ? nullptr : static_cast<float*>(bufs[i].mutable_data()),
                         fptr(grads[i]), static_cast<int64_t>(params[i].size()), scales[i]});
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     const auto& k = kernels();
     for (const Job& j : jobs)
         k.sgd_update(j.p, momentum != 0.0f ? j.b : nullptr, j.g, j.n, lr, momentum, dampening,
@@ -416,7 +424,7 @@ std::vector<double> sum_squares(py::handle arrays_) {
     for (const auto& a : arrays) {
         const float* p = fptr(a);
         const int64_t n = a.size();
-        py::gil_scoped_release nogil;
+        KernelCall nogil;
         out.push_back(kernels().sum_squares(p, n));
     }
     return out;
@@ -434,14 +442,14 @@ int64_t first_non_finite(py::handle x_) {
                              ((x.flags() & py::array::c_style) ? "" : " (not C-contiguous)"));
     const float* p = static_cast<const float*>(x.data());
     const int64_t n = x.size();
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     return fastdense::first_non_finite(p, n);
 }
 
 // Runs `probe` (a kernel-table probe: FLOPs done for a count) on `threads` threads for about
 // `seconds`, the count calibrated on one thread first; total FLOPs over wall time, in GFLOP/s.
 double probe_gflops(double (*probe)(int64_t), int64_t start, int threads, double seconds) {
-    py::gil_scoped_release nogil;
+    KernelCall nogil;
     using clock = std::chrono::steady_clock;
     int64_t count = start;
     for (;;) {  // calibrate until a run lasts a twentieth of the budget
@@ -654,7 +662,7 @@ private:
         sgd.first_step = first_step;
         fastdense::StepResult r;
         {
-            py::gil_scoped_release nogil;
+            KernelCall nogil;
             std::lock_guard<std::mutex> lock(mutex_);
             r = body(sgd);
         }
@@ -759,4 +767,10 @@ PYBIND11_MODULE(_core, m) {
             fastdense::set_num_threads(n);
         },
         py::arg("n"), "Set the threads the kernels may use (OpenMP team size).");
+    m.def("get_flush_denormal", &fastdense::flush_denormal,
+          "Whether the kernels flush denormal floats to zero (FTZ and DAZ; default True).");
+    m.def("set_flush_denormal", &fastdense::set_flush_denormal, py::arg("enabled"),
+          "Flush denormal floats to zero in every kernel (True, the default, as TensorFlow "
+          "and XLA do on CPUs: an Intel core slows down many times on them) or keep IEEE "
+          "gradual underflow (False, PyTorch's default). The caller's own mode is untouched.");
 }

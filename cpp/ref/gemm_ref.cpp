@@ -11,13 +11,25 @@
 
 namespace fastdense {
 namespace ref {
+namespace {
+
+// row(i) for i in [0, n), in contiguous shares over t threads (run_parts: each thread in the
+// caller's floating-point mode).
+template <class Row>
+void rows_in_parallel(int t, int64_t n, const Row& row) {
+    run_parts(t, [&](int p, int parts) {
+        int64_t b, e;
+        split_range(n, parts, p, 1, &b, &e);
+        for (int64_t i = b; i < e; ++i) row(i);
+    });
+}
+
+}  // namespace
 
 void matmul_forward(float* Y, const float* X, const float* W, const float* b, int64_t M,
                     int64_t K, int64_t N, bool relu) {
     // X is (M,K), W is (K,N), b is (N) or null, Y is (M,N)
-    const int t = threads_for(M * N * K, M);
-#pragma omp parallel for num_threads(t) schedule(static)
-    for (int64_t i = 0; i < M; ++i) {
+    rows_in_parallel(threads_for(M * N * K, M), M, [&](int64_t i) {
         float* y = Y + i * N;
         for (int64_t j = 0; j < N; ++j) y[j] = 0.0f;
         for (int64_t k = 0; k < K; ++k) {
@@ -29,7 +41,7 @@ void matmul_forward(float* Y, const float* X, const float* W, const float* b, in
             for (int64_t j = 0; j < N; ++j) y[j] = y[j] + b[j];
         if (relu)
             for (int64_t j = 0; j < N; ++j) y[j] = y[j] < 0.0f ? 0.0f : y[j];
-    }
+    });
 }
 
 void matmul_forward_train(float* Y, const float* X, const float* W, const float* b, int64_t M,
@@ -41,9 +53,7 @@ void matmul_forward_train(float* Y, const float* X, const float* W, const float*
 void matmul_backward_input(float* dX, const float* dY, const float* W, const float* mask,
                            int64_t M, int64_t N, int64_t K) {
     // dY is (M,N), W is (K,N), mask and dX are (M,K)
-    const int t = threads_for(M * N * K, M);
-#pragma omp parallel for num_threads(t) schedule(static)
-    for (int64_t i = 0; i < M; ++i) {
+    rows_in_parallel(threads_for(M * N * K, M), M, [&](int64_t i) {
         const float* dy = dY + i * N;
         for (int64_t k = 0; k < K; ++k) {
             const float* w = W + k * N;
@@ -52,15 +62,13 @@ void matmul_backward_input(float* dX, const float* dY, const float* W, const flo
             if (mask) acc = mask[i * K + k] > 0.0f ? acc : 0.0f;
             dX[i * K + k] = acc;
         }
-    }
+    });
 }
 
 void matmul_backward_weight(float* dW, float* db, const float* X, const float* dY, int64_t M,
                             int64_t K, int64_t N) {
     // X is (M,K), dY is (M,N), dW is (K,N), db is (N) or null
-    const int t = threads_for(M * N * K, K);
-#pragma omp parallel for num_threads(t) schedule(static)
-    for (int64_t k = 0; k < K; ++k) {
+    rows_in_parallel(threads_for(M * N * K, K), K, [&](int64_t k) {
         float* dw = dW + k * N;
         for (int64_t j = 0; j < N; ++j) dw[j] = 0.0f;
         for (int64_t m = 0; m < M; ++m) {
@@ -68,7 +76,7 @@ void matmul_backward_weight(float* dW, float* db, const float* X, const float* d
             const float* dy = dY + m * N;
             for (int64_t j = 0; j < N; ++j) dw[j] = std::fmaf(a, dy[j], dw[j]);
         }
-    }
+    });
     if (db) {
         for (int64_t j = 0; j < N; ++j) db[j] = 0.0f;
         for (int64_t m = 0; m < M; ++m)

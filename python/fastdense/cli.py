@@ -23,6 +23,8 @@ def _cmd_info(args) -> int:
     print(f"ISA active:     {_core.active_isa()}")
     openmp = "yes" if _core.has_openmp else "no"
     print(f"threads:        {_core.get_num_threads()} (OpenMP: {openmp})")
+    flush = "flushed to zero" if _core.get_flush_denormal() else "kept (IEEE)"
+    print(f"denormals:      {flush}")
     print(f"CUDA:           {fastdense.cuda_status()}")
     return 0
 

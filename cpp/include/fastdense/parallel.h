@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "fastdense/fp_mode.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -67,14 +69,20 @@ static inline bool forward_splits_k(int64_t M, int64_t K, int64_t N) {
 }
 
 // Runs body(part, parts) on a team of t threads, or on the caller when t == 1 / no OpenMP.
-// parts is the team size OpenMP actually granted. (A function template with internal
-// linkage, so each ISA's translation unit keeps its own copy.)
+// parts is the team size OpenMP actually granted. Every thread of the team runs in the
+// caller's floating-point mode (fp_mode.h), so denormals are flushed, or not, whatever the
+// thread count. (A function template with internal linkage, so each ISA's translation unit
+// keeps its own copy.)
 template <class Body>
 static void run_parts(int t, const Body& body) {
 #ifdef _OPENMP
     if (t > 1) {
+        const unsigned csr = fp_mode_get();
 #pragma omp parallel num_threads(t)
-        body(omp_get_thread_num(), omp_get_num_threads());
+        {
+            FpModeScope mode(csr);
+            body(omp_get_thread_num(), omp_get_num_threads());
+        }
         return;
     }
 #else
