@@ -23,8 +23,10 @@ COVER = [(SIZES[i], SIZES[j], SIZES[(i + j) % len(SIZES)])
          for i in range(len(SIZES)) for j in range(len(SIZES))]
 # (600, 130, 36): a 600-long reduction (two K blocks) in Xᵀ·dY with a 4-column right edge;
 # (1100, 200, 300): three K blocks and ten column panels, Xᵀ read in place.
+# (100, 300, 512), (12, 64, 1024): rows of W 2 and 4 KiB apart, so a short X·W packs W (in
+# place, its rows would share L1 sets), except for a single 12-row sliver, which reads it in place.
 LARGE = [(256, 1024, 100), (1, 784, 100), (100, 784, 100), (100, 100, 10), (300, 700, 500),
-         (600, 130, 36), (1100, 200, 300)]
+         (600, 130, 36), (1100, 200, 300), (100, 300, 512), (12, 64, 1024)]
 LARGE_IDS = ["x".join(map(str, s)) for s in LARGE]
 
 

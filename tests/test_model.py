@@ -514,6 +514,7 @@ def test_training_is_bitwise_identical_across_isas_and_threads():
     (300, 50, 37),    # a wide 18-column edge; rows not a multiple of the 12-row tile
     (1100, 20, 64),   # each thread's half of K spans two 512-deep blocks; N under one tile
     (520, 130, 256),  # the largest batch that splits K
+    (600, 512, 64),   # W's rows 2 KiB apart: each thread packs a column group's panels
     (300, 8, 128),    # N = 8
     (784, 100, 1),    # a batch of one: each thread reads and updates its half of W
 ])

@@ -211,6 +211,14 @@ inline void run_rows(int mr, int64_t kc, const float* A, int64_t lda, const floa
     }
 }
 
+// Whether the register tiles may read a matrix in place whose rows (or, for Xᵀ, columns) are
+// `stride` floats apart. At a multiple of 2 KiB they fall into one or two of the L1's 64 sets
+// (4 KiB apart: all of a tile's rows compete for one set's 8 ways on Zen 4, 12 on Intel), and
+// the tile thrashes; such a matrix is packed instead. A read in place was 10% slower at
+// 256x1024·1024x1024 and Xᵀ 3-4% at 1024³ on Zen 4; B (W of X·W, N = 1024 or 2048) 1.7-2x
+// slower on an Intel Xeon (model 207), on 1 and 2 threads.
+constexpr bool in_place_ok(int64_t stride) { return stride % 512 != 0; }
+
 // Up to this many output rows, a row-major B is read in place instead of packed: packing
 // costs a full copy of the K x N block per call, which only pays off when many row panels
 // reuse it. (A batch-1 layer would otherwise copy its whole weight matrix every step.)
@@ -233,22 +241,19 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // <= 8 columns that the ISA runs column-wise from a packed A: there packing with
     // pack_rows and the cheaper edge win (N = 100: 155 vs 168 us on 1 thread). Taller blocks
     // are packed: there the packed panel's contiguous reads win (reading 12 rows in place was
-    // 5-9% slower at 1024^3). So are rows a multiple of 2 KiB apart: they fall into one or two
-    // L1 sets (4 KiB apart, all 12 rows compete for one 8-way set: 10% slower at
-    // 256x1024·1024x1024).
+    // 5-9% slower at 1024^3). So are rows a multiple of 2 KiB apart (in_place_ok).
     const int64_t edge = nc % U::NR;
     const bool narrow_edge =
         U::kPackRows && edge > 0 && edge <= U::kNarrowCols && kc >= U::kNarrowMinK;
     const bool direct_a = !a_packed && A.cs == 1 && m1 - m0 <= kDirectBRows &&
-                          A.rs % 512 != 0 && !narrow_edge;
+                          in_place_ok(A.rs) && !narrow_edge;
     // A transposed A (Xᵀ·dY) is read in place where the ISA can: per k, a sliver's MR rows
     // are MR contiguous floats of one row of X, and reading them there once per column panel
     // cost less than packing them, however many panels reuse the sliver (1 thread: 166 -> 156
     // us for 100x784ᵀ · 100x100, 5.2 -> 3.6 us for 100x100ᵀ · 100x10, +4% at 1000³ and at
-    // 1024x4000ᵀ · 1024x4000). Not when X's rows are a multiple of 2 KiB apart: the k of a
-    // sliver then share L1 sets, as above, and in place was 3-4% slower (1024³, 2048³).
+    // 1024x4000ᵀ · 1024x4000). Not when X's rows are a multiple of 2 KiB apart (in_place_ok).
     const bool direct_at =
-        U::kDirectAT && !a_packed && A.rs == 1 && A.cs != 1 && A.cs % 512 != 0;
+        U::kDirectAT && !a_packed && A.rs == 1 && A.cs != 1 && in_place_ok(A.cs);
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && U::kMaskedB && mc <= U::kWideRows;
@@ -319,7 +324,10 @@ template <class U, Epilogue E>
 void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, int64_t m1,
                 int64_t n0, int64_t n1, const Fuse& fuse) {
     constexpr int NR = U::NR;
-    const bool direct_b = B.cs == 1 && m1 - m0 <= kDirectBRows;
+    // (One sliver of rows reads each line of B once, wherever it lies: a batch of one packs
+    // nothing.)
+    const bool direct_b = B.cs == 1 && m1 - m0 <= kDirectBRows &&
+                          (in_place_ok(B.rs) || m1 - m0 <= U::MR);
     float* Bp = b_workspace<U>();
     float* Ap = a_workspace<U>();
     for (int64_t jc = n0; jc < n1; jc += U::NC) {
@@ -370,7 +378,7 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
                     const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
                     if (own_b) {
                         const int64_t tail = nc % U::NR;
-                        const bool direct = B.cs == 1;
+                        const bool direct = B.cs == 1 && in_place_ok(B.rs);
                         if (!direct) pack_b<U>(Bmine, B, pc, kc, jc, nc);
                         else if (tail && !U::kMaskedB)
                             pack_b<U>(Bmine, B, pc, kc, jc + nc - tail, tail);
@@ -422,8 +430,10 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
 // Each thread packs its (M, K/2) half of A once up front (at most 256 rows), then runs the
 // units column group by column group, so that each group's W panel is reused from cache by
 // all the slivers.
-template <class U>
-float* split_k_a_workspace(size_t n) {
+// Per-thread buffers of the split: Slot 0 holds this thread's packed half of A, slot 1 the
+// packed panels of one column group of W (only where W is not read in place).
+template <class U, int Slot>
+float* split_k_workspace(size_t n) {
     static thread_local Workspace ws;
     return ws.get(n);
 }
@@ -457,15 +467,26 @@ void gemm_split_k2(float* C, View A, View B, int64_t M, int64_t K, int64_t N, in
         // This thread's half of A, packed per K block: block pc's sliver s is at
         // Apk + pc * Mp + s * MR * kc.
         const int64_t Mp = slivers * MR;
-        float* Apk = split_k_a_workspace<U>(static_cast<size_t>(Mp * kn));
+        float* Apk = split_k_workspace<U, 0>(static_cast<size_t>(Mp * kn));
         for (int64_t pc = 0; pc < kn; pc += U::KC)
             pack_a<U>(Apk + pc * Mp, Ak, 0, M, pc, kn - pc < U::KC ? kn - pc : U::KC);
         float* Bp = b_workspace<U>();  // the right-edge panel, for ISAs that cannot mask B
+        // W read in place unless its rows are a multiple of 2 KiB apart (in_place_ok) and
+        // several slivers reuse it: then each column group's panels (at most NR columns and a
+        // narrow edge: 2 NR) are packed when this thread starts the group, block pc at
+        // Bw + pc * 2 NR, and all the group's slivers read them there. Each thread still reads
+        // only its own half of W.
+        const bool pack_w = slivers > 1 && !in_place_ok(B.rs);
+        float* Bw = pack_w ? split_k_workspace<U, 1>(static_cast<size_t>(kn * 2 * NR)) : nullptr;
         int64_t seen = 0;  // the finishing thread's last reading of done
         for (int64_t u = 0; u < units; ++u) {
             const int64_t g = u / slivers, s = u % slivers;
             const int64_t m0 = s * MR, m1 = m0 + MR < M ? m0 + MR : M;
             const int64_t n0 = g * NR, nc = (g + 1 == groups ? N : n0 + NR) - n0;
+            if (pack_w && s == 0)
+                for (int64_t pc = 0; pc < kn; pc += U::KC)
+                    pack_b<U>(Bw + pc * 2 * NR, Bk, pc, kn - pc < U::KC ? kn - pc : U::KC, n0,
+                              nc);
             if (!head) {
                 while (seen <= u) {
                     seen = done.load(std::memory_order_acquire);
@@ -475,13 +496,15 @@ void gemm_split_k2(float* C, View A, View B, int64_t M, int64_t K, int64_t N, in
             for (int64_t pc = 0; pc < kn; pc += U::KC) {
                 const int64_t kc = kn - pc < U::KC ? kn - pc : U::KC;
                 const int64_t tail = nc % NR;
-                if (tail && !U::kMaskedB) pack_b<U>(Bp, Bk, pc, kc, n0 + nc - tail, tail);
+                if (tail && !U::kMaskedB && !pack_w)
+                    pack_b<U>(Bp, Bk, pc, kc, n0 + nc - tail, tail);
                 float* Ap = Apk + pc * Mp + s * MR * kc;
+                const float* Bb = pack_w ? Bw + pc * 2 * NR : Bp;
                 if (head)
-                    macro_block<U, Epilogue::None>(C, N, Ak, Bk, true, Bp, Ap, m0, m1, n0, nc,
-                                                   pc, kc, f, true);
+                    macro_block<U, Epilogue::None>(C, N, Ak, Bk, !pack_w, Bb, Ap, m0, m1, n0,
+                                                   nc, pc, kc, f, true);
                 else
-                    macro_block<U, E>(C, N, Ak, Bk, true, Bp, Ap, m0, m1, n0, nc, pc, kc, f,
+                    macro_block<U, E>(C, N, Ak, Bk, !pack_w, Bb, Ap, m0, m1, n0, nc, pc, kc, f,
                                       true);
             }
             if (head) done.store(u + 1, std::memory_order_release);
