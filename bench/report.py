@@ -295,8 +295,11 @@ def markdown(data, plots=()):
     L = ["# fastdense benchmark results", ""]
     L += [f"{'Quick run' if ctx.get('quick') else 'Run'} of {ctx.get('date')}, "
           f"`{ctx.get('command', 'python -m bench')}`, {ctx.get('suite_wall_s', 0):.0f} s. "
-          "Times are medians of repeated samples with (min–max); every figure comes from "
-          "the JSON next to this file (`python -m bench.report <json>` regenerates it).", ""]
+          "Times are medians of repeated samples with (min–max)"
+          + (f", from the middle one of {ctx['rounds']} rounds of the whole suite (every "
+             "round's median is in the JSON)" if ctx.get("rounds", 1) > 1 else "")
+          + "; every figure comes from the JSON next to this file "
+          "(`python -m bench.report <json>` regenerates it).", ""]
     L += _table(["context", ""], [
         ["CPU", f"{ctx.get('cpu')} ({ctx.get('cores')} cores)"],
         ["fastdense", f"{v.get('fastdense')}, ISA {ctx.get('isa')} (compiled {ctx.get('compiled_isas')}, "

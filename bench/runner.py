@@ -111,6 +111,41 @@ def plan(args):
 CONTENDED = 0.25  # cores of foreign load above which a case is re-run and marked
 
 
+def merge_rounds(rounds):
+    """One row per case out of several rounds of the same plan.
+
+    Some machines change speed for minutes at a time for reasons no process of ours can see
+    (another guest on the same host): a library measured in a slow minute and its peer in a
+    fast one gives a ratio that says nothing. Over rounds, each case is measured in several
+    of those minutes; this keeps, per case, the round whose median time is the median across
+    rounds (for an even count the faster of the two middle ones), with every round's median in
+    ``rounds_median_s``. Peak probes keep the round with the best sample, since the best
+    sample is the reference. A case that failed in some rounds is merged from the others.
+    """
+    if len(rounds) == 1:
+        return list(rounds[0])
+    by_key, order = {}, []
+    for rows in rounds:
+        for r in rows:
+            key = (r["group"], r["case"], r["lib"], r["threads"])
+            if key not in by_key:
+                by_key[key] = []
+                order.append(key)
+            by_key[key].append(r)
+    merged = []
+    for key in order:
+        rs = by_key[key]
+        if all(r.get("median_s") is not None for r in rs):
+            ranked = sorted(rs, key=lambda r: r["median_s"])
+            pick = dict(ranked[(len(ranked) - 1) // 2])
+            pick["rounds_median_s"] = [r["median_s"] for r in rs]
+        else:
+            pick = dict(max(rs, key=lambda r: r.get("gflops_max") or 0.0))
+            pick["rounds_gflops_max"] = [r.get("gflops_max") for r in rs]
+        merged.append(pick)
+    return merged
+
+
 def _foreign(res):
     return max((r.get("foreign_load") or 0.0) for r in res["rows"]) if res["rows"] else 0.0
 
@@ -232,6 +267,9 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=900, help="seconds per case")
     ap.add_argument("--retries", type=int, help="re-runs of a case that other processes "
                     "disturbed (default 2, quick 1)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the whole plan N times and keep, per case, the round whose "
+                         "median is the median across rounds (default 1)")
     ap.add_argument("--list", action="store_true", help="print the cases and exit")
     args = ap.parse_args(argv)
 
@@ -248,10 +286,16 @@ def main(argv=None):
     if out.suffix in (".json", ".md"):
         out = out.with_suffix("")
 
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     t_suite = time.perf_counter()
-    rows, worker_ctx, contended = [], {}, []
-    for i, spec in enumerate(cases, 1):
-        label = _label(spec)
+    rounds, worker_ctx, contended = [], {}, []
+    plan_all = [(r, i, spec) for r in range(args.rounds) for i, spec in enumerate(cases, 1)]
+    for rnd, i, spec in plan_all:
+        if i == 1:
+            rounds.append([])
+        rows = rounds[rnd]
+        label = _label(spec) + (f" (round {rnd + 1}/{args.rounds})" if args.rounds > 1 else "")
         t0 = time.perf_counter()
         res, err = run_case(spec, args.timeout)
         tries = 1
@@ -286,6 +330,7 @@ def main(argv=None):
         notes.append(f"† {len(contended)} of {len(cases)} case processes ran while other "
                      f"processes used more than {CONTENDED} of their cores (their figures are "
                      "unreliable; re-run on a quiet machine): " + "; ".join(contended))
+    rows = merge_rounds(rounds)
     peak = derive(rows)
 
     ctx = {
@@ -302,6 +347,7 @@ def main(argv=None):
         "groups": args.only or common.GROUPS,
         "peers": args.peers,
         "timing": timing,
+        "rounds": args.rounds,
         "peak_ref_gflops": {str(k): v for k, v in peak.items()},
         "suite_wall_s": time.perf_counter() - t_suite,
         "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -17,7 +17,8 @@ def test_bench_runner_writes_json_and_report(tmp_path):
     out = tmp_path / "smoke"
     r = subprocess.run(
         [sys.executable, "-m", "bench", "--only", "peak", "gemm", "--quick", "--threads", "1",
-         "--peers", "numpy", "--repeats", "1", "--retries", "0", "--out", str(out)],
+         "--peers", "numpy", "--repeats", "1", "--retries", "0", "--rounds", "2",
+         "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, MPLBACKEND="Agg"),
     )
@@ -28,6 +29,11 @@ def test_bench_runner_writes_json_and_report(tmp_path):
     gemm = [row for row in rows if row["group"] == "gemm" and row["lib"] == "fastdense"]
     assert {tuple(row["shape"]) for row in gemm} >= {(256, 256, 256), (256, 1024, 1024)}
     assert all(row["lib"] in ("fastdense", "numpy") for row in rows)
+    # two rounds of the whole plan, merged to one row per case
+    assert result["context"]["rounds"] == 2
+    assert len({(r["group"], r["case"], r["lib"], r["threads"]) for r in rows}) == len(rows)
+    assert all(len(r["rounds_median_s"]) == 2 and r["median_s"] == min(r["rounds_median_s"])
+               for r in rows if r["group"] == "gemm")
     # the register-tile probe is reported beside the FMA peak, never as the peak reference
     peaks = [row for row in rows if row["group"] == "peak"]
     assert {row.get("probe") for row in peaks} == {"fma", "tile"}
@@ -86,3 +92,28 @@ def test_ab_compares_two_builds_of_the_core_in_one_process(tmp_path):
     assert "300-20-3 b40, 2 threads, gathered, 2 rounds of 3 steps" in r.stdout
     assert "installed" in r.stdout and "other" in r.stdout
     assert "bitwise-equal weights: True" in r.stdout
+
+
+def test_rounds_merge_to_the_median_round():
+    """Per case, the round whose median is the median across rounds (the faster middle one for
+    an even count); peak probes keep their best round; a case missing from a round (it failed
+    there) is merged from the others."""
+    from bench.runner import merge_rounds
+
+    def gemm(t, lib="fastdense"):
+        return _row("gemm", "X·W 256³", lib, 1, t)
+
+    def peak(best):
+        return dict(group="peak", case="FMA peak 1T", lib="fastdense", threads=1,
+                    gflops=best - 1, gflops_max=best)
+
+    rounds = [[gemm(3.0), peak(100.0), gemm(9.0, "numpy")],
+              [gemm(1.0), peak(120.0)],
+              [gemm(2.0), peak(110.0), gemm(7.0, "numpy")]]
+    rows = {(r["case"], r["lib"]): r for r in merge_rounds(rounds)}
+    assert rows[("X·W 256³", "fastdense")]["median_s"] == 2.0
+    assert rows[("X·W 256³", "fastdense")]["rounds_median_s"] == [3.0, 1.0, 2.0]
+    assert rows[("X·W 256³", "numpy")]["median_s"] == 7.0  # of two rounds: the faster
+    assert rows[("FMA peak 1T", "fastdense")]["gflops_max"] == 120.0
+    assert len(rows) == 3
+    assert merge_rounds(rounds[:1]) == rounds[0]
