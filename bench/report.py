@@ -297,7 +297,8 @@ def markdown(data, plots=()):
           f"`{ctx.get('command', 'python -m bench')}`, {ctx.get('suite_wall_s', 0):.0f} s. "
           "Times are medians of repeated samples with (min–max)"
           + (f", from the middle one of {ctx['rounds']} rounds of the whole suite (every "
-             "round's median is in the JSON)" if ctx.get("rounds", 1) > 1 else "")
+             "round's median is in the JSON); ratios are the median of the rounds' own ratios"
+             if ctx.get("rounds", 1) > 1 else "")
           + "; every figure comes from the JSON next to this file "
           "(`python -m bench.report <json>` regenerates it).", ""]
     L += _table(["context", ""], [

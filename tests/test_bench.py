@@ -117,3 +117,19 @@ def test_rounds_merge_to_the_median_round():
     assert rows[("FMA peak 1T", "fastdense")]["gflops_max"] == 120.0
     assert len(rows) == 3
     assert merge_rounds(rounds[:1]) == rounds[0]
+
+
+def test_ratios_over_rounds_are_the_median_of_each_rounds_ratio():
+    """A peer and fastdense measured in the same round share the machine's phase: the ratio is
+    the median of the per-round ratios, not the ratio of two separately chosen rounds."""
+    from bench.runner import derive
+
+    fd = _row("gemm", "X·W 256³", "fastdense", 1, 1.0, rounds_median_s=[1.0, 2.0, 1.0])
+    np_ = _row("gemm", "X·W 256³", "numpy", 1, 2.0, rounds_median_s=[2.0, 2.0, 1.1])
+    derive([fd, np_])
+    # per round 2.0, 1.0, 1.1 -> 1.1 (the ratio of the median rounds would be 2.0)
+    assert fd["ratio"]["numpy"] == pytest.approx(1.1)
+    single = _row("gemm", "X·W 512³", "fastdense", 1, 2.0)
+    peer = _row("gemm", "X·W 512³", "numpy", 1, 3.0)
+    derive([single, peer])
+    assert single["ratio"]["numpy"] == pytest.approx(1.5)
