@@ -97,6 +97,10 @@ def main(argv=None) -> None:
           f"of {steps} steps:")
     for name, v in times.items():
         print(f"  {name:9s} {statistics.median(v):9.1f} us/step ({min(v):.1f}-{max(v):.1f})")
+    # Rounds are paired (each build's round runs right after the other's), so the per-round
+    # ratio cancels most of the machine's drift between rounds.
+    ratio = statistics.median(o / i for i, o in zip(times["installed"], times["other"]))
+    print(f"  other / installed, median of the rounds' ratios: {ratio:.3f}")
     print(f"  bitwise-equal weights: {same}")
 
 

@@ -31,26 +31,22 @@ void gather_batch(const std::vector<DenseParams>& layers, StepWorkspace& ws, con
     if (static_cast<int64_t>(ws.y.size()) < M) ws.y.resize(static_cast<size_t>(M));
     float* dst = ws.x.data();
     int64_t* labels = ws.y.data();
-    // Each thread copies what it is about to multiply (gemm_driver.h): its rows when the
-    // first forward splits the batch, its columns when it splits K (forward_splits_k). Then
-    // the forward and the weight gradient's Xᵀ read lines this core wrote, not the other's.
+    // Each thread copies the rows it is about to multiply (the first forward splits the
+    // batch), so the forward reads lines this core wrote, not the other's.
     const int64_t out = layers.front().out;
-    const bool by_columns = M >= 32 && forward_splits_k(M, width, out);
-    run_parts(by_columns ? 2 : threads_for(M * width * out, M), [&](int p, int parts) {
-        int64_t b = 0, e = M, c0 = 0, c1 = width;
-        if (by_columns) split_range(width, parts, parts - 1 - p, 16, &c0, &c1);
-        else split_range(M, parts, p, 1, &b, &e);
-        const size_t bytes = static_cast<size_t>(c1 - c0) * sizeof(float);
+    run_parts(threads_for(M * width * out, M), [&](int p, int parts) {
+        int64_t b, e;
+        split_range(M, parts, p, 1, &b, &e);
+        const size_t bytes = static_cast<size_t>(width) * sizeof(float);
         for (int64_t i = b; i < e; ++i) {
             if (i + 2 < e) {  // the row after next: its first lines are on their way
-                const char* ahead = reinterpret_cast<const char*>(X_all + idx[i + 2] * width + c0);
+                const char* ahead = reinterpret_cast<const char*>(X_all + idx[i + 2] * width);
                 for (size_t off = 0; off < bytes && off < 1024; off += 64)
                     __builtin_prefetch(ahead + off);
             }
-            std::memcpy(dst + i * width + c0, X_all + idx[i] * width + c0, bytes);
+            std::memcpy(dst + i * width, X_all + idx[i] * width, bytes);
         }
-        if (p == 0 || !by_columns)
-            for (int64_t i = b; i < e; ++i) labels[i] = label_at(y_all, idx[i]);
+        for (int64_t i = b; i < e; ++i) labels[i] = label_at(y_all, idx[i]);
     });
 }
 

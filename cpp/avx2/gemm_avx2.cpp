@@ -20,7 +20,8 @@ struct Ukernel {
     // in L2; packed B (NC x KC, 4 MiB) in L3.
     static constexpr int64_t KC = 256, MC = 96, NC = 4096;
 
-    // B loads are full-width: the driver packs a partial-width right-edge panel.
+    // B loads are full-width: the driver packs a partial-width right-edge panel, zero-padded
+    // to NR, so a tile may read all NR floats of any panel narrower than NR.
     static constexpr bool kMaskedB = false;
     // No separate kernel for one- or two-row batches (see the AVX-512 run_wide).
     static constexpr int kWideRows = 0;
@@ -28,28 +29,83 @@ struct Ukernel {
     static void run_wide(int64_t, const float*, const float*, int64_t, float*, int64_t, bool,
                          int64_t) {}
 
-    // The driver applies the epilogues after the tile (run's epi is always null), and packs
-    // row-major A with its scalar loop.
-    static constexpr bool kFusedEpilogue = false;
+    // run() applies the bias, ReLU and mask epilogues itself: to its registers on a full tile,
+    // on the way out of the scratch tile on a partial one.
+    static constexpr bool kFusedEpilogue = true;
     // No column-wise narrow edge (see the AVX-512 kernel).
     static constexpr int kNarrowCols = 0;
     static constexpr int64_t kNarrowMinK = 0;
-    static constexpr bool kPackRows = false;
     // A k-major A (Xᵀ) is always packed: run's lda is never negative. (Read in place, with
     // this tile's 16-wide panels reusing each 6-row sliver twice as often, it was 9-14%
     // slower at 256x784ᵀ·256x1024 and 1000³, though 34% faster at 100x100ᵀ·100x10.)
     static constexpr bool kDirectAT = false;
+
+    // pack_rows packs a full MR-row sliver of a row-major A, or a full NR-wide panel of a
+    // transposed B, by 8x8 transposes in registers (the driver's scalar loops store one float
+    // at a time).
+    static constexpr bool kPackRows = true;
+
     template <int ROWS>
-    static void pack_rows(float*, const float*, int64_t, int64_t) {}
+    static void pack_rows(float* dst, const float* src, int64_t lda, int64_t kc) {
+        // src is (ROWS, kc) with row stride lda; dst[k*ROWS + i] = src[i*lda + k]
+        // Groups of up to 8 rows by 8 k: after the transpose, o[j] holds the group's rows at
+        // k + j, which is 8 floats of the panel at (k + j)*ROWS (6 of them for a 6-row
+        // sliver: its o[j] overlap, each store's 2 extra lanes overwritten by the next one,
+        // and the last stores only its 6).
+        static_assert(ROWS == 6 || ROWS % 8 == 0, "a 6-row sliver or whole groups of 8 rows");
+        constexpr int G = ROWS < 8 ? ROWS : 8;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            for (int g = 0; g < ROWS; g += G) {
+                __m256 r[8];
+                for (int i = 0; i < 8; ++i)
+                    r[i] = i < G ? _mm256_loadu_ps(src + (g + i) * lda + k) : _mm256_setzero_ps();
+                __m256 o[8];
+                transpose8(r, o);
+                float* d = dst + k * ROWS + g;
+                if (G == 8) {
+                    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(d + j * ROWS, o[j]);
+                } else {
+                    for (int j = 0; j < 7; ++j) _mm256_storeu_ps(d + j * ROWS, o[j]);
+                    _mm_storeu_ps(d + 7 * ROWS, _mm256_castps256_ps128(o[7]));
+                    _mm_storel_pi(reinterpret_cast<__m64*>(d + 7 * ROWS + 4),
+                                  _mm256_extractf128_ps(o[7], 1));
+                }
+            }
+        }
+        for (; k < kc; ++k)
+            for (int i = 0; i < ROWS; ++i) dst[k * ROWS + i] = src[i * lda + k];
+    }
+
+    // o[j][i] = r[i][j]: an 8x8 transpose (unpack pairs of rows, shuffle pairs of pairs,
+    // then swap 128-bit halves).
+    [[gnu::always_inline]] static inline void transpose8(const __m256* r, __m256* o) {
+        __m256 t[8], s[8];
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+            s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int j = 0; j < 4; ++j) {
+            o[j] = _mm256_permute2f128_ps(s[j], s[j + 4], 0x20);
+            o[j + 4] = _mm256_permute2f128_ps(s[j], s[j + 4], 0x31);
+        }
+    }
 
     template <int R>
     static void run(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb,
-                    float* C, int64_t ldc, bool accumulate, int nr, const TileEpilogue*) {
+                    float* C, int64_t ldc, bool accumulate, int nr, const TileEpilogue* epi) {
         // A is (R, kc): packed k-major with stride MR when lda == 0, else the caller's
-        // row-major matrix with row stride lda; B is (kc, 16) with row stride ldb,
-        // C is (R, nr) with row stride ldc
-        if (lda == 0) edge<R>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr);
-        else edge<R>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr);
+        // row-major matrix with row stride lda; B is (kc, 16) with row stride ldb (all 16
+        // readable, zero past nr), C is (R, nr) with row stride ldc; epi, when not null, is
+        // applied before the store
+        if (lda == 0) by_width<R>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
+        else by_width<R>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr, epi);
     }
 
     // The two ways a tile reads A(i, k): from a packed panel, or in place from row-major rows.
@@ -65,55 +121,89 @@ struct Ukernel {
         void next() { ++p; }
     };
 
+    // A right edge narrower than NR runs on a scratch tile (AVX2 has no cheap masked store;
+    // Zen 3 microcodes VMASKMOVPS to memory), with one vector per row where it is at most 8
+    // wide: half the FMAs, none of them for columns that are dropped (N = 100 leaves 4).
     template <int R, class AP>
-    static void edge(int64_t kc, AP Ap, const float* B, int64_t ldb, float* C, int64_t ldc,
-                     bool accumulate, int nr) {
-        if (nr < NR) {
-            // AVX2 has no cheap masked store: run the full width on a scratch tile and copy
-            // the valid columns (edge panels only).
-            alignas(32) float tile[R * NR];
-            if (accumulate)
-                for (int i = 0; i < R; ++i)
-                    for (int j = 0; j < nr; ++j) tile[i * NR + j] = C[i * ldc + j];
-            full<R>(kc, Ap, B, ldb, tile, NR, accumulate);
-            for (int i = 0; i < R; ++i)
-                for (int j = 0; j < nr; ++j) C[i * ldc + j] = tile[i * NR + j];
+    static void by_width(int64_t kc, AP Ap, const float* B, int64_t ldb, float* C, int64_t ldc,
+                         bool accumulate, int nr, const TileEpilogue* epi) {
+        if (nr == NR) {
+            tile<R, 2>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
             return;
         }
-        full<R>(kc, Ap, B, ldb, C, ldc, accumulate);
+        alignas(32) float t[R * NR];
+        if (accumulate)
+            for (int i = 0; i < R; ++i)
+                for (int j = 0; j < nr; ++j) t[i * NR + j] = C[i * ldc + j];
+        if (nr <= 8) tile<R, 1>(kc, Ap, B, ldb, t, NR, accumulate, nullptr);
+        else tile<R, 2>(kc, Ap, B, ldb, t, NR, accumulate, nullptr);
+        for (int i = 0; i < R; ++i)
+            for (int j = 0; j < nr; ++j) {
+                float v = t[i * NR + j];
+                if (epi) {  // the scalar epilogue, on the way out
+                    if (epi->bias) v = v + epi->bias[j];
+                    if (epi->relu) v = v < 0.0f ? 0.0f : v;
+                    if (epi->mask) v = epi->mask[i * epi->ldm + j] > 0.0f ? v : 0.0f;
+                }
+                C[i * ldc + j] = v;
+            }
     }
 
-    template <int R, class AP>
-    static void full(int64_t kc, AP Ap, const float* B, int64_t ldb, float* C, int64_t ldc,
-                     bool accumulate) {
-        // as run(), all 16 columns
-        __m256 c[R][2];
+    template <int R, int NV, class AP>
+    static void tile(int64_t kc, AP Ap, const float* B, int64_t ldb, float* C, int64_t ldc,
+                     bool accumulate, const TileEpilogue* epi) {
+        // as run(), the first 8 * NV columns, all of them stored
+        __m256 c[R][NV];
         if (accumulate) {
 #pragma GCC unroll 6
-            for (int i = 0; i < R; ++i) {
-                c[i][0] = _mm256_loadu_ps(C + i * ldc);
-                c[i][1] = _mm256_loadu_ps(C + i * ldc + 8);
-            }
+            for (int i = 0; i < R; ++i)
+                for (int v = 0; v < NV; ++v) c[i][v] = _mm256_loadu_ps(C + i * ldc + 8 * v);
         } else {
 #pragma GCC unroll 6
-            for (int i = 0; i < R; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
+            for (int i = 0; i < R; ++i)
+                for (int v = 0; v < NV; ++v) c[i][v] = _mm256_setzero_ps();
         }
         for (int64_t k = 0; k < kc; ++k) {
-            const __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8);
+            __m256 b[NV];
+            for (int v = 0; v < NV; ++v) b[v] = _mm256_loadu_ps(B + 8 * v);
 #pragma GCC unroll 6
             for (int i = 0; i < R; ++i) {
                 const __m256 a = _mm256_broadcast_ss(Ap.at(i));
-                c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
-                c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+                for (int v = 0; v < NV; ++v) c[i][v] = _mm256_fmadd_ps(a, b[v], c[i][v]);
             }
             Ap.next();
             B += ldb;
         }
+        if (epi) {
+            // c + bias, then ReLU as max(0, c): MAXPS returns its second operand when either
+            // is NaN, and for -0.0, like the scalar c < 0 ? 0 : c. The mask keeps c where
+            // mask > 0 (ordered: a NaN mask blocks) and gives +0.0 elsewhere.
+            const __m256 zero = _mm256_setzero_ps();
+            if (epi->bias) {
+#pragma GCC unroll 2
+                for (int v = 0; v < NV; ++v) {
+                    const __m256 bv = _mm256_loadu_ps(epi->bias + 8 * v);
 #pragma GCC unroll 6
-        for (int i = 0; i < R; ++i) {
-            _mm256_storeu_ps(C + i * ldc, c[i][0]);
-            _mm256_storeu_ps(C + i * ldc + 8, c[i][1]);
+                    for (int i = 0; i < R; ++i) c[i][v] = _mm256_add_ps(c[i][v], bv);
+                }
+            }
+            if (epi->relu)
+#pragma GCC unroll 6
+                for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+                    for (int v = 0; v < NV; ++v) c[i][v] = _mm256_max_ps(zero, c[i][v]);
+            if (epi->mask)
+#pragma GCC unroll 6
+                for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+                    for (int v = 0; v < NV; ++v) {
+                        const __m256 mv = _mm256_loadu_ps(epi->mask + i * epi->ldm + 8 * v);
+                        c[i][v] = _mm256_and_ps(_mm256_cmp_ps(mv, zero, _CMP_GT_OQ), c[i][v]);
+                    }
         }
+#pragma GCC unroll 6
+        for (int i = 0; i < R; ++i)
+            for (int v = 0; v < NV; ++v) _mm256_storeu_ps(C + i * ldc + 8 * v, c[i][v]);
     }
 };
 

@@ -46,11 +46,15 @@ static inline void split_range(int64_t n, int parts, int p, int64_t align, int64
 // Whether the training step's forward of an (M,K)·(K,N) layer splits K rather than the batch
 // across the team (gemm_driver.h, gemm_split_k2): with the batch split both cores read all of
 // W, then each writes half of it in the fused SGD of the weight gradient, whose threads split
-// dW's K rows. Only for a team of exactly two (the machine it was measured on; a wider team
-// keeps the batch split), for batches of one or of 32..256 rows (2..31 give too few units to
-// hide the pipeline's one-unit bubble; more are packed and shared differently), 256 < K <= 8192
-// (from 257 the weight-gradient GEMM splits its K rows over the same two threads; each thread
-// packs its (M, K/2) half of X, at most 4 MiB).
+// dW's K rows. Only for a team of exactly two (a wider team keeps the batch split) and
+// 256 < K <= 8192 (from 257 the weight-gradient GEMM splits its K rows over the same two
+// threads), and only for a batch of one. A batch of 32..256 rows split K too until the AVX2
+// tile was measured on a Zen 3 guest whose two cores are ~190 ns apart (a cache line's round
+// trip ~370 ns): there every unit's partial sums crossing from one core to the other cost more
+// than the W lines the batch split shares; the 784-100-10 b100 step was 7-14% faster with the
+// batch split (same-process A/B, fixed and gathered batches; units of 6x16, 6x48 and
+// 6x100 alike), and b256 within noise. (On Zen 4, with the 12x32 tile, K split had won by
+// 8-10%: docs/benchmarks.md.)
 static inline bool forward_splits_k(int64_t M, int64_t K, int64_t N) {
 #ifdef _OPENMP
     if (omp_get_max_threads() != 2 || K <= 256 || K > 8192) return false;
@@ -58,8 +62,7 @@ static inline bool forward_splits_k(int64_t M, int64_t K, int64_t N) {
     // read in the forward and then updated. Split, each core reads and updates only its own
     // half, from its own cache (784-100-10 b1: 20.7 -> 15.5 us); the one-thread forward
     // would leave all of W in one core's cache for the other to take.
-    if (M == 1) return K * N >= (int64_t(1) << 16);
-    return M >= 32 && M <= 256 && threads_for(M * K * N, 2) == 2;
+    return M == 1 && K * N >= (int64_t(1) << 16);
 #else
     (void)M;
     (void)K;
