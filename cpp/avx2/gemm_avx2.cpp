@@ -23,11 +23,72 @@ struct Ukernel {
     // B loads are full-width: the driver packs a partial-width right-edge panel, zero-padded
     // to NR, so a tile may read all NR floats of any panel narrower than NR.
     static constexpr bool kMaskedB = false;
-    // No separate kernel for one- or two-row batches (see the AVX-512 run_wide).
-    static constexpr int kWideRows = 0;
+    // A batch of one or two rows is latency-bound in the 6x16 tile: each k adds one FMA to
+    // only 2R accumulators, and the next k must wait for them (4 cycles on Zen 3, with two
+    // FMA pipes: 8 chains in flight keep them busy). run_wide walks 64 / R columns at once
+    // instead (8 independent chains), still one FMA per k per element.
+    static constexpr int kWideRows = 2;
+
     template <int R>
-    static void run_wide(int64_t, const float*, const float*, int64_t, float*, int64_t, bool,
-                         int64_t) {}
+    static void run_wide(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
+                         int64_t ldc, bool accumulate, int64_t nc) {
+        // Ap is (kc, MR) packed (R rows used), B is (kc, nc) with row stride ldb (read in
+        // place), C is (R, nc) with row stride ldc
+        // 8 chains per pass: 64 columns for one row, 32 for two (8 accumulators, the B
+        // vectors and the broadcast fit the 16 registers)
+        constexpr int NV = 8 / R;
+        int64_t j0 = 0;
+        for (; j0 + 8 * NV <= nc; j0 += 8 * NV)
+            wide<R, NV, false>(kc, Ap, B + j0, ldb, C + j0, ldc, accumulate, 8 * NV);
+        const int64_t rest = nc - j0;
+        float* c = C + j0;
+        const float* b = B + j0;
+        switch ((rest + 7) / 8) {  // the last columns: as many vectors as they need
+            case 1: return wide<R, 1, true>(kc, Ap, b, ldb, c, ldc, accumulate, rest);
+            case 2: return wide<R, 2, true>(kc, Ap, b, ldb, c, ldc, accumulate, rest);
+            case 3: return wide<R, 3, true>(kc, Ap, b, ldb, c, ldc, accumulate, rest);
+            case 4: return wide<R, 4, true>(kc, Ap, b, ldb, c, ldc, accumulate, rest);
+            case 5: return wide<R, 5 < NV ? 5 : NV, true>(kc, Ap, b, ldb, c, ldc, accumulate, rest);
+            case 6: return wide<R, 6 < NV ? 6 : NV, true>(kc, Ap, b, ldb, c, ldc, accumulate, rest);
+            case 7: return wide<R, 7 < NV ? 7 : NV, true>(kc, Ap, b, ldb, c, ldc, accumulate, rest);
+            case 8: return wide<R, NV, true>(kc, Ap, b, ldb, c, ldc, accumulate, rest);
+            default: return;  // nothing left
+        }
+    }
+
+    template <int R, int NV, bool MASKED>
+    static void wide(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
+                     int64_t ldc, bool accumulate, int64_t w) {
+        // as run_wide, w <= 8 * NV columns; MASKED: the last vector holds only the columns
+        // left of w, loaded and stored through a lane mask (masked-off lanes are never read
+        // or written, so nothing past column w is touched)
+        const int tail = static_cast<int>(w - 8 * (NV - 1));  // 1..8 lanes of the last vector
+        const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(MASKED ? tail : 8), lanes);
+        auto load = [&](const float* p, int v) {
+            return MASKED && v == NV - 1 ? _mm256_maskload_ps(p + 8 * v, m)
+                                         : _mm256_loadu_ps(p + 8 * v);
+        };
+        __m256 c[R][NV];
+        for (int i = 0; i < R; ++i)
+            for (int v = 0; v < NV; ++v)
+                c[i][v] = accumulate ? load(C + i * ldc, v) : _mm256_setzero_ps();
+        for (int64_t k = 0; k < kc; ++k) {
+            __m256 b[NV];
+            for (int v = 0; v < NV; ++v) b[v] = load(B, v);
+            for (int i = 0; i < R; ++i) {
+                const __m256 a = _mm256_broadcast_ss(Ap + i);
+                for (int v = 0; v < NV; ++v) c[i][v] = _mm256_fmadd_ps(a, b[v], c[i][v]);
+            }
+            Ap += MR;
+            B += ldb;
+        }
+        for (int i = 0; i < R; ++i)
+            for (int v = 0; v < NV; ++v) {
+                if (MASKED && v == NV - 1) _mm256_maskstore_ps(C + i * ldc + 8 * v, m, c[i][v]);
+                else _mm256_storeu_ps(C + i * ldc + 8 * v, c[i][v]);
+            }
+    }
 
     // run() applies the bias, ReLU and mask epilogues itself: to its registers on a full tile,
     // on the way out of the scratch tile on a partial one.

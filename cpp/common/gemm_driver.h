@@ -30,7 +30,7 @@
 //     a k-major A, packed or read in place (0: never).
 //   static constexpr int kWideRows;  and  template <int R> static void run_wide(kc, Ap, B, ldb,
 //     C, ldc, accumulate, nc): like run, for R <= kWideRows rows and all nc columns of an
-//     in-place row-major B at once (0 = not provided).
+//     in-place row-major B at once, reading no float past column nc (0 = not provided).
 //
 #ifndef FASTDENSE_ISA_NS
 #error "define FASTDENSE_ISA_NS before including gemm_driver.h"
@@ -256,7 +256,7 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
         U::kDirectAT && !a_packed && A.rs == 1 && A.cs != 1 && in_place_ok(A.cs);
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
-        const bool wide = direct_b && U::kMaskedB && mc <= U::kWideRows;
+        const bool wide = direct_b && mc <= U::kWideRows;
         if ((!(direct_a || direct_at) || wide) && !a_packed) pack_a<U>(Ap, A, ic, mc, pc, kc);
         if (wide) {
             float* c = C + ic * ldc + jc;
