@@ -510,19 +510,21 @@ def test_training_is_bitwise_identical_across_isas_and_threads():
 
 
 @pytest.mark.parametrize("k, n, batch", [
-    (784, 100, 100),  # the Fashion-MNIST step: N = 3 x 32 + a narrow 4-column edge
-    (300, 50, 37),    # a wide 18-column edge; rows not a multiple of the 12-row tile
-    (1100, 20, 64),   # each thread's half of K spans two 512-deep blocks; N under one tile
-    (520, 130, 256),  # the largest batch that splits K
-    (600, 512, 64),   # W's rows 2 KiB apart: each thread packs a column group's panels
+    (784, 100, 100),  # the Fashion-MNIST step: N = 6 x 16 (3 x 32) + a narrow 4-column edge
+    (300, 50, 37),    # a wide 18-column edge; rows not a multiple of either tile's
+    (1100, 20, 64),   # K spans several K blocks; N under one tile
+    (520, 130, 256),  # a batch of 256
+    (600, 512, 64),   # W's rows 2 KiB apart: packed, not read in place
     (300, 8, 128),    # N = 8
-    (784, 100, 1),    # a batch of one: each thread reads and updates its half of W
+    (784, 100, 1),    # a batch of one: K split, each thread reads and updates its half of W
+    (300, 512, 160),  # Y and dW at least as wide as tall: the threads split their columns
 ])
-def test_split_k_training_forward_is_bitwise_the_one_thread_chain(k, n, batch):
-    """On a team of two, the training step's forward of a layer with more than 256 inputs splits
-    K between the threads (each reads only the weight rows it then updates): one thread runs a
-    unit's k < kb, hands its partial sums over, the other continues the chain. The weights must
-    be those of one thread and of the scalar reference, for given and for gathered batches."""
+def test_two_thread_training_step_is_bitwise_the_one_thread_chain(k, n, batch):
+    """On a team of two, the training step splits the first layer's work between the threads
+    so that each reads only the weights it then updates: K for a batch of one (one thread runs
+    k < kb, hands its partial sums over, the other continues the chain), the columns of Y and
+    dW where they are at least as wide as tall, else the batch. The weights must be those of
+    one thread and of the scalar reference, for given and for gathered batches."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2 * batch + 5, k)).astype(np.float32)
     y = rng.integers(0, 3, len(x))
