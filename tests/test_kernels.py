@@ -118,6 +118,15 @@ def test_matmul_forward_large(isa, ref, check_close, shape, bias_relu):
     _check_forward(ref, check_close, isa, *shape, bias=bias_relu, relu=bias_relu)
 
 
+@pytest.mark.parametrize("rows", [1, 2])
+def test_matmul_forward_one_or_two_rows_every_width(isa, ref, check_close, rows):
+    """A batch of one or two rows walks all columns of W at once (the vector ISAs' wide kernel:
+    whole vectors, then the last columns through a lane mask): every width from 1 to 70 covers
+    each count of leftover columns, with and without the fused bias and ReLU."""
+    for n in range(1, 71):
+        _check_forward(ref, check_close, isa, rows, 37, n, bias=n % 2 == 0, relu=n % 3 == 0)
+
+
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
 def test_matmul_backward_input_cover(isa, ref, check_close, masked):
     for M, K, N in COVER:
