@@ -17,8 +17,12 @@ namespace {
 struct Ukernel {
     static constexpr int MR = 6, NR = 16;
     // A 16-wide B micro-panel of KC rows (16 KiB) stays in L1; the MC x KC A block (96 KiB)
-    // in L2; packed B (NC x KC, 4 MiB) in L3.
-    static constexpr int64_t KC = 256, MC = 96, NC = 4096;
+    // in L2; packed B (NC x KC, 1 MiB) in L3, and so does the M x NC block of C that every
+    // K block loads and stores again, up to M = 4096 (16 MiB; Zen 3 has 32 MiB of L3). With
+    // NC = 4096 that block of a 4096³ GEMM was 64 MiB and went to memory: NC = 1024 was
+    // 1.05-1.07x there on 1 thread, 1.02-1.08x on 2, within noise at 2048³; MC = 192 was not
+    // better (same-process A/B on a Zen 3 guest).
+    static constexpr int64_t KC = 256, MC = 96, NC = 1024;
 
     // B loads are full-width: the driver packs a partial-width right-edge panel, zero-padded
     // to NR, so a tile may read all NR floats of any panel narrower than NR.
