@@ -100,10 +100,13 @@ struct Ukernel {
     // No column-wise narrow edge (see the AVX-512 kernel).
     static constexpr int kNarrowCols = 0;
     static constexpr int64_t kNarrowMinK = 0;
-    // A k-major A (Xᵀ) is always packed: run's lda is never negative. (Read in place, with
-    // this tile's 16-wide panels reusing each 6-row sliver twice as often, it was 9-14%
-    // slower at 256x784ᵀ·256x1024 and 1000³, though 34% faster at 100x100ᵀ·100x10.)
-    static constexpr bool kDirectAT = false;
+    // run() reads a k-major A (Xᵀ of a row-major X) in place when lda < 0, where a block has
+    // at most 8 column panels (128 columns): each panel re-reads the sliver from X's rows,
+    // which a packed sliver makes contiguous. On a Zen 3 guest, 1 thread, same-process A/B:
+    // 100x100ᵀ·100x10 1.33x, 100x784ᵀ·100x100 1.03x; with 64 panels (256x784ᵀ·256x1024)
+    // 0.88x, as measured earlier on Zen 4 (9-14% slower at 1000³).
+    static constexpr bool kDirectAT = true;
+    static constexpr int64_t kDirectATPanels = 8;
 
     // pack_rows packs a full MR-row sliver of a row-major A, or a full NR-wide panel of a
     // transposed B, by 8x8 transposes in registers (the driver's scalar loops store one float
@@ -165,19 +168,28 @@ struct Ukernel {
     template <int R>
     static void run(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb,
                     float* C, int64_t ldc, bool accumulate, int nr, const TileEpilogue* epi) {
-        // A is (R, kc): packed k-major with stride MR when lda == 0, else the caller's
-        // row-major matrix with row stride lda; B is (kc, 16) with row stride ldb (all 16
-        // readable, zero past nr), C is (R, nr) with row stride ldc; epi, when not null, is
-        // applied before the store
+        // A is (R, kc): packed k-major with stride MR when lda == 0, the caller's k-major
+        // matrix (Xᵀ of a row-major X), -lda floats between consecutive k, when lda < 0, else
+        // the caller's row-major matrix with row stride lda; B is (kc, 16) with row stride
+        // ldb (all 16 readable, zero past nr), C is (R, nr) with row stride ldc; epi, when not
+        // null, is applied before the store
         if (lda == 0) by_width<R>(kc, APacked{A}, B, ldb, C, ldc, accumulate, nr, epi);
+        else if (lda < 0) by_width<R>(kc, AColumns{A, -lda}, B, ldb, C, ldc, accumulate, nr, epi);
         else by_width<R>(kc, ARows{A, lda}, B, ldb, C, ldc, accumulate, nr, epi);
     }
 
-    // The two ways a tile reads A(i, k): from a packed panel, or in place from row-major rows.
+    // The ways a tile reads A(i, k): from a packed panel, or in place from the caller's
+    // k-major (Xᵀ) or row-major matrix.
     struct APacked {
         const float* p;
         const float* at(int i) const { return p + i; }
         void next() { p += MR; }
+    };
+    struct AColumns {  // k-major in place (Xᵀ of a row-major X): A(i, k) = p[k * ks + i]
+        const float* p;
+        int64_t ks;
+        const float* at(int i) const { return p + i; }
+        void next() { p += ks; }
     };
     struct ARows {
         const float* p;

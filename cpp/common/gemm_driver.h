@@ -24,7 +24,8 @@
 //     kPackRows; otherwise the driver's scalar loops do.
 //   static constexpr bool kFusedEpilogue;  whether run applies a non-null epi (bias, ReLU,
 //     mask) to its registers; otherwise the driver passes null and runs the scalar epilogue.
-//   static constexpr bool kDirectAT;  whether run reads a k-major A in place (lda < 0).
+//   static constexpr bool kDirectAT;  whether run reads a k-major A in place (lda < 0), and
+//   static constexpr int64_t kDirectATPanels;  for blocks of at most this many column panels.
 //   static constexpr int kNarrowCols;  static constexpr int64_t kNarrowMinK;  run handles a
 //     right edge of <= kNarrowCols columns with kc >= kNarrowMinK column-wise, which needs
 //     a k-major A, packed or read in place (0: never).
@@ -267,9 +268,10 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // are MR contiguous floats of one row of X, and reading them there once per column panel
     // cost less than packing them, however many panels reuse the sliver (1 thread: 166 -> 156
     // us for 100x784ᵀ · 100x100, 5.2 -> 3.6 us for 100x100ᵀ · 100x10, +4% at 1000³ and at
-    // 1024x4000ᵀ · 1024x4000). Not when X's rows are a multiple of 2 KiB apart (in_place_ok).
-    const bool direct_at =
-        U::kDirectAT && !a_packed && A.rs == 1 && A.cs != 1 && in_place_ok(A.cs);
+    // 1024x4000ᵀ · 1024x4000, all on Zen 4). Not when X's rows are a multiple of 2 KiB apart
+    // (in_place_ok), nor for more column panels than the ISA says (kDirectATPanels).
+    const bool direct_at = U::kDirectAT && !a_packed && A.rs == 1 && A.cs != 1 &&
+                           in_place_ok(A.cs) && (nc + U::NR - 1) / U::NR <= U::kDirectATPanels;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && mc <= U::kWideRows;
