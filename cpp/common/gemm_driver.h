@@ -361,8 +361,9 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
 }
 
 // C(M,N) = A(M,K)·B(K,N) with epilogue E. Threads split rows of C (or, for outputs at least
-// as wide as they are tall, and short-and-wide ones such as a batch of one, columns), never K. (Only the training forward below,
-// gemm_split_k2, hands each chain from one thread to the other at a fixed k.)
+// as wide as they are tall, and short-and-wide ones such as a batch of one, columns), never
+// K. (Only the training forward below, gemm_split_k2, hands each chain from one thread to
+// the other at a fixed k.)
 template <class U, Epilogue E>
 void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse = {}) {
     fuse.k_total = K;
@@ -370,10 +371,11 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
     // C at least as wide as it is tall (and taller than a batch read in place): the threads
     // split its columns, so each packs only its share of B, and each reads and writes the
     // same share of W in a training step's forward, input gradient and weight gradient
-    // with its fused update (on a Zen 3 guest, 2 threads, same-process A/B with the packing
-    // below: steps 784-1024-1024-10 b256 1.07x, 4096-4096-4096-10 b1024 1.10x; GEMMs
-    // 256x1024·1024x1024 dY·Wᵀ 1.13x, 512x2048·2048x2048 X·W 1.10x, 1024³ 1.02-1.04x). Split by rows, each packed all of B (or, taller, shared one packed B, with a
-    // barrier per block and half its panels read from the other core's cache).
+    // with its fused update. On a Zen 3 guest, 2 threads, same-process A/B together with
+    // pack_b's row-by-row copy: steps 784-1024-1024-10 b256 1.07x, 4096-4096-4096-10 b1024
+    // 1.10x; GEMMs 256x1024·1024x1024 dY·Wᵀ 1.13x, 512x2048·2048x2048 X·W 1.10x, 1024³
+    // 1.02-1.04x. Split by rows, each thread packed all of B (or, taller, shared one packed
+    // B, with a barrier per block and half its panels read from the other core's cache).
     const bool wide = N >= M && M > kDirectBRows;
     const bool split_rows = !wide && (row_tiles >= col_tiles || row_tiles >= 8);
     const int t = threads_for(M * N * K, split_rows ? row_tiles : col_tiles);
