@@ -127,6 +127,18 @@ def test_matmul_forward_one_or_two_rows_every_width(isa, ref, check_close, rows)
         _check_forward(ref, check_close, isa, rows, 37, n, bias=n % 2 == 0, relu=n % 3 == 0)
 
 
+@pytest.mark.parametrize("tail", [1, 2])
+def test_gemms_with_a_one_or_two_row_last_block(isa, ref, check_close, use_threads, tail):
+    """96 + 1 or 2 output rows on one thread: the last row block is as short as a batch of
+    one or two and takes the same wide kernel (with the driver's epilogue), in X·W and in
+    Xᵀ·dY."""
+    m = 96 + tail
+    with use_threads(1):
+        _check_forward(ref, check_close, isa, m, 300, 70, bias=True, relu=True)
+        _check_forward(ref, check_close, isa, m, 64, 130, bias=False, relu=False)
+        _check_backward_weight(ref, check_close, isa, 50, m, 70, bias=True)
+
+
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
 def test_matmul_backward_input_cover(isa, ref, check_close, masked):
     for M, K, N in COVER:

@@ -38,8 +38,7 @@ struct Ukernel {
                          int64_t ldc, bool accumulate, int64_t nc) {
         // Ap is (kc, MR) packed (R rows used), B is (kc, nc) with row stride ldb (read in
         // place), C is (R, nc) with row stride ldc
-        // 8 chains per pass: 64 columns for one row, 32 for two (8 accumulators, the B
-        // vectors and the broadcast fit the 16 registers)
+        // 8 chains per pass: 64 columns for one row, 32 for two
         constexpr int NV = 8 / R;
         int64_t j0 = 0;
         for (; j0 + 8 * NV <= nc; j0 += 8 * NV)
@@ -208,7 +207,7 @@ struct Ukernel {
             tile<R, 2>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
             return;
         }
-        alignas(32) float t[R * NR];
+        alignas(32) float t[R * NR] = {};  // lanes past nr: zeros, computed and dropped
         if (accumulate)
             for (int i = 0; i < R; ++i)
                 for (int j = 0; j < nr; ++j) t[i * NR + j] = C[i * ldc + j];
