@@ -77,7 +77,7 @@ struct Fuse {
     float* param = nullptr;
     float* buf = nullptr;
     int64_t k_total = 0;  // the reduction length: the epilogue runs after its last block
-    bool acc_in = false;  // C already holds the chain's earlier part (a pipelined K split)
+    bool acc_in = false;  // C already holds the chain's earlier part (a K split)
 };
 
 // Per-thread packing buffers, grown on demand and kept: the hot path allocates nothing after
@@ -244,11 +244,10 @@ constexpr int64_t kDirectBRows = 128;
 // Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
 // run the register tiles over a B block that is packed in Bp, or read in place (direct_b; Bp
 // then holds at most the right-edge panel, for ISAs that cannot mask their B loads).
-// a_packed: Ap already holds A's rows [m0, m1) for this K block, packed (m1 - m0 <= MC).
 template <class U, Epilogue E>
 void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const float* Bp,
                  float* Ap, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
-                 int64_t kc, const Fuse& fuse, bool a_packed = false) {
+                 int64_t kc, const Fuse& fuse) {
     constexpr int MR = U::MR, NR = U::NR;
     const bool first = pc == 0 && !fuse.acc_in, last = pc + kc == fuse.k_total;
     constexpr bool in_tile = U::kFusedEpilogue && E != Epilogue::None && E != Epilogue::Sgd;
@@ -262,7 +261,7 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     const int64_t edge = nc % U::NR;
     const bool narrow_edge =
         U::kPackRows && edge > 0 && edge <= U::kNarrowCols && kc >= U::kNarrowMinK;
-    const bool direct_a = !a_packed && A.cs == 1 && m1 - m0 <= kDirectBRows &&
+    const bool direct_a = A.cs == 1 && m1 - m0 <= kDirectBRows &&
                           in_place_ok(A.rs) && !narrow_edge;
     // A transposed A (Xᵀ·dY) is read in place where the ISA can: per k, a sliver's MR rows
     // are MR contiguous floats of one row of X, and reading them there once per column panel
@@ -270,12 +269,12 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // us for 100x784ᵀ · 100x100, 5.2 -> 3.6 us for 100x100ᵀ · 100x10, +4% at 1000³ and at
     // 1024x4000ᵀ · 1024x4000, all on Zen 4). Not when X's rows are a multiple of 2 KiB apart
     // (in_place_ok), nor for more column panels than the ISA says (kDirectATPanels).
-    const bool direct_at = U::kDirectAT && !a_packed && A.rs == 1 && A.cs != 1 &&
+    const bool direct_at = U::kDirectAT && A.rs == 1 && A.cs != 1 &&
                            in_place_ok(A.cs) && (nc + U::NR - 1) / U::NR <= U::kDirectATPanels;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && mc <= U::kWideRows;
-        if ((!(direct_a || direct_at) || wide) && !a_packed) pack_a<U>(Ap, A, ic, mc, pc, kc);
+        if (!(direct_a || direct_at) || wide) pack_a<U>(Ap, A, ic, mc, pc, kc);
         if (wide) {
             float* c = C + ic * ldc + jc;
             const float* Bj = B.at(pc, jc);
@@ -354,7 +353,8 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
         for (int64_t pc = 0; pc < K; pc += U::KC) {
             const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
             if (!direct_b) pack_b<U>(Bp, B, pc, kc, jc, nc);
-            else if (tail && !U::kMaskedB) pack_b<U>(Bp, B, pc, kc, jc + nc - tail, tail);
+            else if (tail && !U::kMaskedB && m1 - m0 > U::kWideRows)  // (run_wide reads B)
+                pack_b<U>(Bp, B, pc, kc, jc + nc - tail, tail);
             macro_block<U, E>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc, fuse);
         }
     }
@@ -376,8 +376,8 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
     // 1.10x; GEMMs 256x1024·1024x1024 dY·Wᵀ 1.13x, 512x2048·2048x2048 X·W 1.10x, 1024³
     // 1.02-1.04x. Split by rows, each thread packed all of B (or, taller, shared one packed
     // B, with a barrier per block and half its panels read from the other core's cache).
-    const bool wide = N >= M && M > kDirectBRows;
-    const bool split_rows = !wide && (row_tiles >= col_tiles || row_tiles >= 8);
+    const bool by_columns = N >= M && M > kDirectBRows;
+    const bool split_rows = !by_columns && (row_tiles >= col_tiles || row_tiles >= 8);
     const int t = threads_for(M * N * K, split_rows ? row_tiles : col_tiles);
     if (t == 1) {
         gemm_block<U, E>(C, N, A, B, K, 0, M, 0, N, fuse);
@@ -395,8 +395,9 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
         float* Bp = b_workspace<U>();  // the calling thread's, read by the whole team
         run_parts(t, [&](int p, int parts) {
             int64_t b, e;
-            // In reverse thread order: the calling thread (0) takes the last rows. For dW
-            // these are the weight rows whose forward it finished (gemm_split_k2).
+            // In reverse thread order: the calling thread (0) takes the last rows. (For dW
+            // these were the weight rows whose K-split forward it finished, when batches of
+            // 32..256 split K; the order stays, nothing depends on it now.)
             split_range(M, parts, parts - 1 - p, U::MR, &b, &e);
             float* Ap = a_workspace<U>();
             float* Bmine = own_b ? b_workspace<U>() : Bp;
@@ -441,47 +442,26 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
     });
 }
 
-// C(M,N) = A(M,K)·B(K,N) with epilogue E on a team of two that splits K, not the rows: the
-// forward of a layer whose weights the step's fused SGD updates next (matmul_backward_weight_sgd
-// splits dW's rows, which are this K, at the same boundary kb). With the batch split, both
-// cores read all of W and each then writes half of it in the SGD, so every line it writes is
-// first taken from the other core's cache (a 784x100 W: 140 us against 30 us for the update
-// alone, bench/coherence.py). Split at kb, each core reads only the W rows it later updates.
+// C(M,N) = A(M,K)·B(K,N) with epilogue E on a team of two that splits K, not the columns: the
+// forward of a batch of one (forward_splits_k) whose weights the step's fused SGD updates next
+// (matmul_backward_weight_sgd splits W's rows, which are this K, at the same boundary kb).
+// Split at kb, each core reads only the W rows it later updates, from its own cache; a
+// one-thread forward would leave all of W in one core's cache for the other to take.
 //
-// The chain stays one sequential FMA chain: thread 1 runs k in [0, kb) of a unit (an MR-row
-// sliver by a group of columns) and publishes it; thread 0 continues that unit's C from k = kb
-// and applies the epilogue. Storing and reloading an fp32 partial sum is exact, so the bits
-// are those of gemm(). Thread 0 starts one unit late and thread 1 ends one unit early: the
-// units are small (12 x 32 x kb) to keep that bubble short. The calling thread 0 finishes
-// the chain so that the output is in its cache for the single-threaded small layers and loss
-// that follow; the weight-gradient GEMM's threads split dW's rows in reverse order to match.
-// Each thread packs its (M, K/2) half of A once up front (at most 256 rows), then runs the
-// units column group by column group, so that each group's W panel is reused from cache by
-// all the slivers.
-// Per-thread buffers of the split: Slot 0 holds this thread's packed half of A, slot 1 the
-// packed panels of one column group of W (only where W is not read in place).
-template <class U, int Slot>
-float* split_k_workspace(size_t n) {
-    static thread_local Workspace ws;
-    return ws.get(n);
-}
-
+// The chain stays one sequential FMA chain: thread 1 runs k in [0, kb) over all of C and
+// publishes it; thread 0 continues C from k = kb and applies the epilogue. Storing and
+// reloading an fp32 partial sum is exact, so the bits are those of gemm(). The calling thread
+// 0 finishes the chain so that the output is in its cache for the small layers and loss that
+// follow. (Batches of 32..256 ran the same split, pipelined over 12x32 units, until a machine
+// whose cores are ~190 ns apart made the per-unit hand-over cost more than it saved:
+// parallel.h.)
 template <class U, Epilogue E>
 void gemm_split_k2(float* C, View A, View B, int64_t M, int64_t K, int64_t N, int64_t kb,
                    Fuse fuse) {
-    constexpr int MR = U::MR, NR = U::NR;
-    // Column groups of NR; a narrow right edge joins the group before it (the ISA's
-    // column-wise edge then runs on it), a wider one is its own group.
-    const int64_t edge = N % NR, full = N / NR;
-    const bool merge = full > 0 && edge > 0 && edge <= U::kNarrowCols;
-    // A single row is one unit: its one-row tile runs all N columns at once (one accumulator
-    // chain per 16 columns; a 32-column unit was latency-bound), and nothing overlaps anyway.
-    const int64_t groups = M == 1 ? 1 : full + (edge > 0 && !merge ? 1 : 0);
-    const int64_t slivers = (M + MR - 1) / MR, units = slivers * groups;
-    alignas(64) std::atomic<int64_t> done{0};  // units the head thread has finished, in order
+    alignas(64) std::atomic<bool> done{false};  // thread 1 has stored C's chains up to kb
     run_parts(2, [&](int p, int parts) {
+        Fuse f = fuse;
         if (parts == 1) {  // the team was not granted: the whole chain on this thread
-            Fuse f = fuse;
             f.k_total = K;
             gemm_block<U, E>(C, N, A, B, K, 0, M, 0, N, f);
             return;
@@ -489,53 +469,14 @@ void gemm_split_k2(float* C, View A, View B, int64_t M, int64_t K, int64_t N, in
         const bool head = p == 1;  // runs k < kb; the calling thread 0 finishes the chain
         const int64_t k0 = head ? 0 : kb, kn = head ? kb : K - kb;
         const View Ak{A.at(0, k0), A.rs, A.cs}, Bk{B.at(k0, 0), B.rs, B.cs};
-        Fuse f = fuse;
         f.k_total = kn;
         f.acc_in = !head;
-        // This thread's half of A, packed per K block: block pc's sliver s is at
-        // Apk + pc * Mp + s * MR * kc.
-        const int64_t Mp = slivers * MR;
-        float* Apk = split_k_workspace<U, 0>(static_cast<size_t>(Mp * kn));
-        for (int64_t pc = 0; pc < kn; pc += U::KC)
-            pack_a<U>(Apk + pc * Mp, Ak, 0, M, pc, kn - pc < U::KC ? kn - pc : U::KC);
-        float* Bp = b_workspace<U>();  // the right-edge panel, for ISAs that cannot mask B
-        // W read in place unless its rows are a multiple of 2 KiB apart (in_place_ok) and
-        // several slivers reuse it: then each column group's panels (at most NR columns and a
-        // narrow edge: 2 NR) are packed when this thread starts the group, block pc at
-        // Bw + pc * 2 NR, and all the group's slivers read them there. Each thread still reads
-        // only its own half of W.
-        const bool pack_w = slivers > 1 && !in_place_ok(B.rs);
-        float* Bw = pack_w ? split_k_workspace<U, 1>(static_cast<size_t>(kn * 2 * NR)) : nullptr;
-        int64_t seen = 0;  // the finishing thread's last reading of done
-        for (int64_t u = 0; u < units; ++u) {
-            const int64_t g = u / slivers, s = u % slivers;
-            const int64_t m0 = s * MR, m1 = m0 + MR < M ? m0 + MR : M;
-            const int64_t n0 = g * NR, nc = (g + 1 == groups ? N : n0 + NR) - n0;
-            if (pack_w && s == 0)
-                for (int64_t pc = 0; pc < kn; pc += U::KC)
-                    pack_b<U>(Bw + pc * 2 * NR, Bk, pc, kn - pc < U::KC ? kn - pc : U::KC, n0,
-                              nc);
-            if (!head) {
-                while (seen <= u) {
-                    seen = done.load(std::memory_order_acquire);
-                    if (seen <= u) __builtin_ia32_pause();
-                }
-            }
-            for (int64_t pc = 0; pc < kn; pc += U::KC) {
-                const int64_t kc = kn - pc < U::KC ? kn - pc : U::KC;
-                const int64_t tail = nc % NR;
-                if (tail && !U::kMaskedB && !pack_w)
-                    pack_b<U>(Bp, Bk, pc, kc, n0 + nc - tail, tail);
-                float* Ap = Apk + pc * Mp + s * MR * kc;
-                const float* Bb = pack_w ? Bw + pc * 2 * NR : Bp;
-                if (head)
-                    macro_block<U, Epilogue::None>(C, N, Ak, Bk, !pack_w, Bb, Ap, m0, m1, n0,
-                                                   nc, pc, kc, f, true);
-                else
-                    macro_block<U, E>(C, N, Ak, Bk, !pack_w, Bb, Ap, m0, m1, n0, nc, pc, kc, f,
-                                      true);
-            }
-            if (head) done.store(u + 1, std::memory_order_release);
+        if (head) {
+            gemm_block<U, Epilogue::None>(C, N, Ak, Bk, kn, 0, M, 0, N, f);
+            done.store(true, std::memory_order_release);
+        } else {
+            while (!done.load(std::memory_order_acquire)) __builtin_ia32_pause();
+            gemm_block<U, E>(C, N, Ak, Bk, kn, 0, M, 0, N, f);
         }
     });
 }
