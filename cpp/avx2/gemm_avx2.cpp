@@ -99,13 +99,19 @@ struct Ukernel {
     // No column-wise narrow edge (see the AVX-512 kernel).
     static constexpr int kNarrowCols = 0;
     static constexpr int64_t kNarrowMinK = 0;
-    // run() reads a k-major A (Xᵀ of a row-major X) in place when lda < 0, where a block has
-    // at most 8 column panels (128 columns): each panel re-reads the sliver from X's rows,
-    // which a packed sliver makes contiguous. On a Zen 3 guest, 1 thread, same-process A/B:
-    // 100x100ᵀ·100x10 1.33x, 100x784ᵀ·100x100 1.03x; with 64 panels (256x784ᵀ·256x1024)
-    // 0.88x, as measured earlier on Zen 4 (9-14% slower at 1000³).
+    // run() reads a caller's A in place (lda != 0) where a block has at most 2 column panels
+    // (32 columns), and a caller's row-major B where it has at most 12 rows (two slivers; a
+    // batch of one or two is run_wide's, which always reads B in place). Past that, packing
+    // both, with the vector copies of pack_rows and pack_b, costs less than the in-place
+    // tiles lose: Xᵀ rows 3 KiB apart, a fresh line every k; B rows 400 B apart, half the
+    // 16-float loads split across two lines. On a Zen 3 guest, 1 thread, same-process A/B:
+    // 100x784·784x100 X·W 1.03x, dY·Wᵀ 1.03x, Xᵀ·dY 1.08x, 100x100·100x10 unchanged; a
+    // 784-100-10 step at batch 100 on 2 threads 1.05-1.09x, at 1, 32 and 256 unchanged.
+    // (With packing's scalar copies, reading in place had won up to 8 panels and 128 rows.)
     static constexpr bool kDirectAT = true;
-    static constexpr int64_t kDirectATPanels = 8;
+    static constexpr int64_t kDirectATPanels = 2;
+    static constexpr int64_t kDirectAPanels = 2;
+    static constexpr int64_t kDirectBMaxRows = 12;
 
     // pack_rows packs a full MR-row sliver of a row-major A, or a full NR-wide panel of a
     // transposed B, by 8x8 transposes in registers (the driver's scalar loops store one float

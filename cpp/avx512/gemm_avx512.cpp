@@ -46,6 +46,9 @@ struct Ukernel {
     // run() reads a k-major A (Xᵀ of a row-major X) in place when lda < 0.
     static constexpr bool kDirectAT = true;
     static constexpr int64_t kDirectATPanels = int64_t(1) << 40;  // any number
+    // Row-major A and B in place wherever the driver's own limits allow.
+    static constexpr int64_t kDirectAPanels = int64_t(1) << 40;
+    static constexpr int64_t kDirectBMaxRows = int64_t(1) << 40;
 
     // pack_rows packs a full MR-row sliver of a row-major A, or a full NR-wide panel of a
     // transposed B (the driver's scalar loops moved one float at a time: 5% of a 1024^3 X·W).

@@ -26,6 +26,11 @@
 //     mask) to its registers; otherwise the driver passes null and runs the scalar epilogue.
 //   static constexpr bool kDirectAT;  whether run reads a k-major A in place (lda < 0), and
 //   static constexpr int64_t kDirectATPanels;  for blocks of at most this many column panels.
+//   static constexpr int64_t kDirectAPanels;  a row-major A is read in place (lda > 0) only
+//     for blocks of at most this many column panels, and
+//   static constexpr int64_t kDirectBMaxRows;  a row-major B only for blocks of at most this
+//     many rows (besides the driver's own limits): past them the ISA's tiles run faster on
+//     packed operands than packing costs.
 //   static constexpr int kNarrowCols;  static constexpr int64_t kNarrowMinK;  run handles a
 //     right edge of <= kNarrowCols columns with kc >= kNarrowMinK column-wise, which needs
 //     a k-major A, packed or read in place (0: never).
@@ -258,11 +263,14 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // <= 8 columns that the ISA runs column-wise from a packed A: there packing with
     // pack_rows and the cheaper edge win (N = 100: 155 vs 168 us on 1 thread). Taller blocks
     // are packed: there the packed panel's contiguous reads win (reading 12 rows in place was
-    // 5-9% slower at 1024^3). So are rows a multiple of 2 KiB apart (in_place_ok).
+    // 5-9% slower at 1024^3). So are rows a multiple of 2 KiB apart (in_place_ok), and blocks
+    // wider than the ISA reads in place (kDirectAPanels; its figures are in its file), all
+    // on Zen 4.
     const int64_t edge = nc % U::NR;
     const bool narrow_edge =
         U::kPackRows && edge > 0 && edge <= U::kNarrowCols && kc >= U::kNarrowMinK;
-    const bool direct_a = A.cs == 1 && m1 - m0 <= kDirectBRows &&
+    const int64_t panels = (nc + U::NR - 1) / U::NR;
+    const bool direct_a = A.cs == 1 && m1 - m0 <= kDirectBRows && panels <= U::kDirectAPanels &&
                           in_place_ok(A.rs) && !narrow_edge;
     // A transposed A (Xᵀ·dY) is read in place where the ISA can: per k, a sliver's MR rows
     // are MR contiguous floats of one row of X, and reading them there once per column panel
@@ -271,7 +279,7 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // 1024x4000ᵀ · 1024x4000, all on Zen 4). Not when X's rows are a multiple of 2 KiB apart
     // (in_place_ok), nor for more column panels than the ISA says (kDirectATPanels).
     const bool direct_at = U::kDirectAT && A.rs == 1 && A.cs != 1 &&
-                           in_place_ok(A.cs) && (nc + U::NR - 1) / U::NR <= U::kDirectATPanels;
+                           in_place_ok(A.cs) && panels <= U::kDirectATPanels;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && mc <= U::kWideRows;
@@ -343,8 +351,8 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
                 int64_t n0, int64_t n1, const Fuse& fuse) {
     constexpr int NR = U::NR;
     // (One sliver of rows reads each line of B once, wherever it lies: a batch of one packs
-    // nothing.)
-    const bool direct_b = B.cs == 1 && m1 - m0 <= kDirectBRows &&
+    // nothing. Past kDirectBMaxRows rows, the ISA's tiles win more on packed panels.)
+    const bool direct_b = B.cs == 1 && m1 - m0 <= kDirectBRows && m1 - m0 <= U::kDirectBMaxRows &&
                           (in_place_ok(B.rs) || m1 - m0 <= U::MR);
     float* Bp = b_workspace<U>();
     float* Ap = a_workspace<U>();
@@ -408,7 +416,8 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
                     const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
                     if (own_b) {
                         const int64_t tail = nc % U::NR;
-                        const bool direct = B.cs == 1 && in_place_ok(B.rs);
+                        const bool direct =
+                            B.cs == 1 && in_place_ok(B.rs) && e - b <= U::kDirectBMaxRows;
                         if (!direct) pack_b<U>(Bmine, B, pc, kc, jc, nc);
                         else if (tail && !U::kMaskedB)
                             pack_b<U>(Bmine, B, pc, kc, jc + nc - tail, tail);
