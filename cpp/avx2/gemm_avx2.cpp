@@ -213,10 +213,12 @@ struct Ukernel {
             tile<R, 2>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
             return;
         }
-        alignas(32) float t[R * NR] = {};  // lanes past nr: zeros, computed and dropped
-        if (accumulate)
+        alignas(32) float t[R * NR];  // lanes past nr are computed and dropped
+        if (accumulate) {  // the tile loads t: zeros past nr (finite, never subnormal)
+            for (int i = 0; i < R * NR; ++i) t[i] = 0.0f;
             for (int i = 0; i < R; ++i)
                 for (int j = 0; j < nr; ++j) t[i * NR + j] = C[i * ldc + j];
+        }
         if (nr <= 8) tile<R, 1>(kc, Ap, B, ldb, t, NR, accumulate, nullptr);
         else tile<R, 2>(kc, Ap, B, ldb, t, NR, accumulate, nullptr);
         for (int i = 0; i < R; ++i)

@@ -161,11 +161,31 @@ void pack_b(float* dst, View B, int64_t k0, int64_t kc, int64_t j0, int64_t nc) 
         const int64_t nr = nc - jr < NR ? nc - jr : NR;
         float* d = dst + jr * kc;
         if (B.cs == 1) {
+            // (nr < NR only at the right edge.) A row whose NR floats from s still lie within
+            // the block, before the end of its last row, is copied whole and its lanes past nr
+            // zeroed: fixed-size vector code. Element by element the edge panel took as long
+            // to pack as all the full panels of an N = 100 block.
+            // (Eight 32-bit lanes of the compiler's vector extension: 256-bit loads, ANDs
+            // and stores, whatever the ISA; a 64-byte type went through the stack.)
+            typedef uint32_t Lanes __attribute__((vector_size(32)));
+            static_assert(NR % 8 == 0, "whole 8-lane vectors per panel row");
+            const int64_t whole_to = (kc - 1) * B.rs + nr;  // floats from the block's start
+            Lanes keep[NR / 8];  // all ones in the lanes below nr
+            for (int j = 0; j < NR; ++j) keep[j / 8][j % 8] = j < nr ? ~uint32_t(0) : 0;
             for (int64_t k = 0; k < kc; ++k) {
                 const float* s = B.at(k0 + k, j0 + jr);
                 float* dk = d + k * NR;
-                for (int64_t j = 0; j < nr; ++j) dk[j] = s[j];
-                for (int64_t j = nr; j < NR; ++j) dk[j] = 0.0f;
+                if (k * B.rs + NR <= whole_to) {
+                    for (int v = 0; v < NR / 8; ++v) {
+                        Lanes row;
+                        std::memcpy(&row, s + 8 * v, sizeof row);
+                        row &= keep[v];
+                        std::memcpy(dk + 8 * v, &row, sizeof row);
+                    }
+                } else {
+                    for (int64_t j = 0; j < nr; ++j) dk[j] = s[j];
+                    for (int64_t j = nr; j < NR; ++j) dk[j] = 0.0f;
+                }
             }
         } else if (B.rs == 1 && nr == NR && U::kPackRows) {  // a full transposed panel
             U::template pack_rows<NR>(d, B.at(k0, j0 + jr), B.cs, kc);
