@@ -3,8 +3,8 @@
  *
  * The order-dependent sums emulate the 16 canonical lanes of reduce_order (exp_poly.h) with two
  * ymm registers (lanes 0-7 and 8-15; four for doubles), so they round exactly like the scalar
- * reference and the AVX-512 code. Tails use vmaskmov loads/stores rather than a scalar
- * epilogue, which keeps one code path. Compiled with -mavx2 -mfma only. Threads and the final
+ * reference and the AVX-512 code. Tails use vmaskmov loads rather than a scalar epilogue,
+ * which keeps one code path, and store_first's stores (see there). Compiled with -mavx2 -mfma only. Threads and the final
  * order of the sums are common/elementwise_driver.h's, included at the end.
  */
 #include <immintrin.h>
@@ -26,6 +26,30 @@ inline __m256i lane_mask(int64_t rem) {
     // rem: valid elements from this ymm on (may be <= 0 or >= 8); lane l set iff l < rem.
     int32_t r = rem < 0 ? 0 : rem > kW ? static_cast<int32_t>(kW) : static_cast<int32_t>(rem);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Stores lanes [0, rem) of v at p (all 8 for rem >= 8, none for rem <= 0). Not VMASKMOVPS:
+// Zen 3 microcodes its store form, which made a 10-class softmax row (two masked tails)
+// cost as much as a 16-class one; plain 128/64/32-bit stores of the lanes do not.
+inline void store_first(float* p, __m256 v, int64_t rem) {
+    if (rem >= kW) {
+        _mm256_storeu_ps(p, v);
+        return;
+    }
+    __m128 h = _mm256_castps256_ps128(v);
+    if (rem >= 4) {
+        _mm_storeu_ps(p, h);
+        h = _mm256_extractf128_ps(v, 1);
+        p += 4;
+        rem -= 4;
+    }
+    if (rem >= 2) {
+        _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
+        h = _mm_movehl_ps(h, h);
+        p += 2;
+        rem -= 2;
+    }
+    if (rem >= 1) _mm_store_ss(p, h);
 }
 
 // exp_poly::exp_nonpos on 8 lanes: the same operations in the same order (see exp_poly.h).
@@ -79,7 +103,7 @@ inline void exp_sum_tail8(__m256* acc, float* d, const float* z, int64_t j, __m2
     __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_maskload_ps(z + j, k), mv));
     e = _mm256_and_ps(e, _mm256_castsi256_ps(k));
     *acc = _mm256_add_ps(*acc, e);
-    if (kStore) _mm256_maskstore_ps(d + j, k, e);
+    if (kStore) store_first(d + j, e, C - j);
 }
 
 template <bool kStore>
@@ -130,7 +154,7 @@ void softmax_row(float* loss, float* d, const float* z, int64_t y, int64_t C,
         _mm256_storeu_ps(d + j, _mm256_mul_ps(_mm256_loadu_ps(d + j), kv));
     if (j < C) {
         __m256i tm = lane_mask(C - j);
-        _mm256_maskstore_ps(d + j, tm, _mm256_mul_ps(_mm256_maskload_ps(d + j, tm), kv));
+        store_first(d + j, _mm256_mul_ps(_mm256_maskload_ps(d + j, tm), kv), C - j);
     }
     // The label term with one rounding: e_y*k - grad_scale is where p - 1 would cancel.
     d[y] = fmaf(ey, k, -grad_scale);
@@ -176,7 +200,7 @@ void relu_forward_range(float* y, const float* x, int64_t n) {
         _mm256_storeu_ps(y + i, _mm256_max_ps(zero, _mm256_loadu_ps(x + i)));
     if (i < n) {
         __m256i k = lane_mask(n - i);
-        _mm256_maskstore_ps(y + i, k, _mm256_max_ps(zero, _mm256_maskload_ps(x + i, k)));
+        store_first(y + i, _mm256_max_ps(zero, _mm256_maskload_ps(x + i, k)), n - i);
     }
 }
 
@@ -192,7 +216,7 @@ void relu_backward_range(float* dx, const float* dy, const float* y, int64_t n) 
     if (i < n) {
         __m256i k = lane_mask(n - i);
         __m256 pos = _mm256_cmp_ps(_mm256_maskload_ps(y + i, k), zero, _CMP_GT_OQ);
-        _mm256_maskstore_ps(dx + i, k, _mm256_and_ps(pos, _mm256_maskload_ps(dy + i, k)));
+        store_first(dx + i, _mm256_and_ps(pos, _mm256_maskload_ps(dy + i, k)), n - i);
     }
 }
 
@@ -203,9 +227,10 @@ struct SgdParams {
 };
 
 template <bool kMasked>
-inline void sgd_vec(float* param, float* buf, const float* grad, __m256i k,
+inline void sgd_vec(float* param, float* buf, const float* grad, __m256i k, int64_t rem,
                     const SgdParams& s) {
-    // param, buf, grad: 8 lanes (masked by k when kMasked); buf untouched without momentum.
+    // param, buf, grad: 8 lanes (when kMasked, the first rem, which k selects); buf untouched
+    // without momentum.
     __m256 g = kMasked ? _mm256_maskload_ps(grad, k) : _mm256_loadu_ps(grad);
     __m256 th = kMasked ? _mm256_maskload_ps(param, k) : _mm256_loadu_ps(param);
     g = _mm256_mul_ps(g, s.scale);
@@ -218,12 +243,12 @@ inline void sgd_vec(float* param, float* buf, const float* grad, __m256i k,
             __m256 old = kMasked ? _mm256_maskload_ps(buf, k) : _mm256_loadu_ps(buf);
             b = _mm256_fmadd_ps(s.momentum, old, _mm256_mul_ps(s.undamped, g));
         }
-        if (kMasked) _mm256_maskstore_ps(buf, k, b);
+        if (kMasked) store_first(buf, b, rem);
         else _mm256_storeu_ps(buf, b);
         g = s.nesterov ? _mm256_fmadd_ps(s.momentum, b, g) : b;
     }
     __m256 out = _mm256_fmadd_ps(s.lr_neg, g, th);
-    if (kMasked) _mm256_maskstore_ps(param, k, out);
+    if (kMasked) store_first(param, out, rem);
     else _mm256_storeu_ps(param, out);
 }
 
@@ -241,8 +266,9 @@ void sgd_range(float* param, float* buf, const float* grad, int64_t n, const Sgd
     int64_t i = 0;
     // One pass: each lane reads grad/param/buf once and writes param/buf once.
     for (; i + kW <= n; i += kW)
-        sgd_vec<false>(param + i, buf ? buf + i : nullptr, grad + i, all, s);
-    if (i < n) sgd_vec<true>(param + i, buf ? buf + i : nullptr, grad + i, lane_mask(n - i), s);
+        sgd_vec<false>(param + i, buf ? buf + i : nullptr, grad + i, all, kW, s);
+    if (i < n)
+        sgd_vec<true>(param + i, buf ? buf + i : nullptr, grad + i, lane_mask(n - i), n - i, s);
 }
 
 }  // namespace
