@@ -4,8 +4,9 @@
  * The order-dependent sums emulate the 16 canonical lanes of reduce_order (exp_poly.h) with two
  * ymm registers (lanes 0-7 and 8-15; four for doubles), so they round exactly like the scalar
  * reference and the AVX-512 code. Tails use vmaskmov loads rather than a scalar epilogue,
- * which keeps one code path, and store_first's stores (see there). Compiled with -mavx2 -mfma only. Threads and the final
- * order of the sums are common/elementwise_driver.h's, included at the end.
+ * which keeps one code path, and store_first's stores (see there). Compiled with -mavx2
+ * -mfma only. Threads and the final order of the sums are common/elementwise_driver.h's,
+ * included at the end.
  */
 #include <immintrin.h>
 #include <math.h>

@@ -103,8 +103,9 @@ struct Ukernel {
     // (32 columns), and a caller's row-major B where it has at most 12 rows (two slivers; a
     // batch of one or two is run_wide's, which always reads B in place). Past that, packing
     // both, with the vector copies of pack_rows and pack_b, costs less than the in-place
-    // tiles lose: Xᵀ rows 3 KiB apart, a fresh line every k; B rows 400 B apart, half the
-    // 16-float loads split across two lines. On a Zen 3 guest, 1 thread, same-process A/B:
+    // tiles lose (in place, an Xᵀ sliver takes a line of its own every k, from rows 3 KiB
+    // apart, and with B's rows 400 B apart half the 16-float loads straddle two lines, where
+    // packed panels are contiguous). On a Zen 3 guest, 1 thread, same-process A/B:
     // 100x784·784x100 X·W 1.03x, dY·Wᵀ 1.03x, Xᵀ·dY 1.08x, 100x100·100x10 unchanged; a
     // 784-100-10 step at batch 100 on 2 threads 1.05-1.09x, at 1, 32 and 256 unchanged.
     // (With packing's scalar copies, reading in place had won up to 8 panels and 128 rows.)

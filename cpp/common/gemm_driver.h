@@ -283,9 +283,9 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // <= 8 columns that the ISA runs column-wise from a packed A: there packing with
     // pack_rows and the cheaper edge win (N = 100: 155 vs 168 us on 1 thread). Taller blocks
     // are packed: there the packed panel's contiguous reads win (reading 12 rows in place was
-    // 5-9% slower at 1024^3). So are rows a multiple of 2 KiB apart (in_place_ok), and blocks
-    // wider than the ISA reads in place (kDirectAPanels; its figures are in its file), all
-    // on Zen 4.
+    // 5-9% slower at 1024^3; these figures from Zen 4). So are rows a multiple of 2 KiB apart
+    // (in_place_ok), and blocks wider than the ISA reads in place (kDirectAPanels, with the
+    // ISA's own figures).
     const int64_t edge = nc % U::NR;
     const bool narrow_edge =
         U::kPackRows && edge > 0 && edge <= U::kNarrowCols && kc >= U::kNarrowMinK;
