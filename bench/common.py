@@ -255,3 +255,15 @@ def load_fashion_mnist(via_package: bool):
             train = data._prepare(z["x_train"], z["y_train"], True, "embedded")
             test = data._prepare(z["x_test"], z["y_test"], True, "embedded")
     return train, test, note
+
+
+def paired_ratio(slow, fast):
+    """slow's time over fast's. Over several rounds, the median of the rounds' own ratios:
+    two cases measured minutes apart in the same round share the machine's phase, while the
+    median rounds of each, taken separately, may come from a slow and a fast phase."""
+    a, b = slow.get("rounds_median_s"), fast.get("rounds_median_s")
+    if a and b and len(a) == len(b) > 1:
+        ratios = sorted(x / y for x, y in zip(a, b))
+        n = len(ratios)
+        return ratios[n // 2] if n % 2 else (ratios[n // 2 - 1] + ratios[n // 2]) / 2
+    return slow["median_s"] / fast["median_s"]

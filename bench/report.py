@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.common import GEMM_FORMS, GEMM_SMALL, STEP_CONFIGS
+from bench.common import GEMM_FORMS, GEMM_SMALL, STEP_CONFIGS, paired_ratio
 
 PEERS = ["numpy", "torch", "jax"]
 
@@ -219,6 +219,34 @@ def gaps(R, ctx):
                          f"against numpy's {_pct(p.get('pct_peak') if p else None)})")
         out.append("**GEMM, 1 thread, ≥ 1.0× numpy**: below it in this run: " + "; ".join(parts)
                    + ".")
+
+    # GEMM, 2 threads over 1: its own scaling, the peers' and the FMA probe's in the same run
+    scal = [r for r in R.where(group="gemm", lib="fastdense", threads=2)
+            if r["square"] and r["shape"][0] >= 512 and r.get("scaling_vs_1t", 9) < 1.85]
+    if scal:
+        ref2 = _peak_ref(ctx, 2)
+        probe = f" The FMA probe's own: {ref2 / ref1:.2f}× ({ref2:.1f} / {ref1:.1f} GFLOP/s)." \
+            if ref1 and ref2 else ""
+        parts = []
+        for r in sorted(scal, key=lambda r: r["scaling_vs_1t"]):
+            one = R.get("gemm", r["case"], "fastdense", 1)
+            a, b = (one or {}).get("rounds_median_s"), r.get("rounds_median_s")
+            text = f"{r['case']} {r['scaling_vs_1t']:.2f}×"
+            if a and b and len(a) == len(b) > 1:
+                text += " (rounds: " + ", ".join(f"{x / y:.2f}×" for x, y in zip(a, b)) + ")"
+            peers = []
+            for peer in ("numpy", "torch"):
+                p1, p2 = R.get("gemm", r["case"], peer, 1), R.get("gemm", r["case"], peer, 2)
+                if p1 and p2:
+                    peers.append(f"{peer} {paired_ratio(p1, p2):.2f}×")
+            if peers:
+                text += "; the peers' own scaling on it: " + ", ".join(peers)
+            parts.append(text)
+        out.append("**GEMM 2 threads, ≥ 1.85× own 1-thread**: below it in this run: "
+                   + "; ".join(parts) + "." + probe
+                   + " Both threads share the L3 that holds the packed B block and the C block "
+                   "(and the host's other guests); a case whose rounds straddle 1.85× moved "
+                   "with the machine's phase.")
 
     # GEMM, 1 thread, the small shapes
     if ref1:

@@ -226,18 +226,6 @@ def _cpu_model():
     return platform.processor() or platform.machine()
 
 
-def paired_ratio(slow, fast):
-    """slow's time over fast's. Over several rounds, the median of the rounds' own ratios:
-    two cases measured minutes apart in the same round share the machine's phase, while the
-    median rounds of each, taken separately, may come from a slow and a fast phase."""
-    a, b = slow.get("rounds_median_s"), fast.get("rounds_median_s")
-    if a and b and len(a) == len(b) > 1:
-        ratios = sorted(x / y for x, y in zip(a, b))
-        n = len(ratios)
-        return ratios[n // 2] if n % 2 else (ratios[n // 2 - 1] + ratios[n // 2]) / 2
-    return slow["median_s"] / fast["median_s"]
-
-
 def derive(rows):
     """Add % of measured peak, fastdense/peer ratios and fastdense's thread scaling."""
     peak = {}
@@ -257,10 +245,10 @@ def derive(rows):
         for peer in PEERS:
             p = index.get((r["group"], r["case"], peer, r["threads"]))
             if p:
-                r["ratio"][peer] = paired_ratio(p, r)
+                r["ratio"][peer] = common.paired_ratio(p, r)
         one = index.get((r["group"], r["case"], "fastdense", 1))
         if one and r["threads"] != 1:
-            r["scaling_vs_1t"] = paired_ratio(one, r)
+            r["scaling_vs_1t"] = common.paired_ratio(one, r)
     return peak
 
 

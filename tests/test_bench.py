@@ -74,6 +74,33 @@ def test_report_states_what_a_failing_step_row_would_take():
     assert "1.59 MB per step (79,510 parameters" in line
 
 
+def test_report_states_a_failing_scaling_row_with_its_rounds_and_the_peers():
+    """A 2-thread GEMM below 1.85x its own 1-thread figure is listed with each round's own
+    scaling, the peers' scaling on the same case and the FMA probe's; one that meets it is not."""
+    from bench.report import Rows, gaps
+
+    def gemm(case, lib, threads, rounds):
+        return _row("gemm", case, lib, threads, rounds[1], shape=[1024] * 3, square=True,
+                    rounds_median_s=rounds)
+
+    rows = [gemm("X·W 1024³", "fastdense", 1, [2.0, 2.0, 2.0]),
+            gemm("X·W 1024³", "fastdense", 2, [1.0, 1.6, 1.25]),
+            gemm("X·W 1024³", "numpy", 1, [3.0, 3.0, 3.0]),
+            gemm("X·W 1024³", "numpy", 2, [2.0, 1.5, 1.5]),
+            gemm("Xᵀ·dY 1024³", "fastdense", 1, [2.0, 2.0, 2.0]),
+            gemm("Xᵀ·dY 1024³", "fastdense", 2, [1.0, 1.05, 1.0])]
+    rows[1]["scaling_vs_1t"] = 1.6  # the median of 2.0, 1.25 and 1.6
+    rows[5]["scaling_vs_1t"] = 2.0
+    text = [g for g in gaps(Rows(rows), {"peak_ref_gflops": {"1": 100.0, "2": 195.0}})
+            if "1.85×" in g]
+    assert len(text) == 1
+    line = text[0]
+    assert "X·W 1024³ 1.60× (rounds: 2.00×, 1.25×, 1.60×)" in line
+    assert "numpy 2.00×" in line  # per round 1.5, 2.0, 2.0
+    assert "The FMA probe's own: 1.95×" in line
+    assert "Xᵀ·dY" not in line
+
+
 def test_ab_compares_two_builds_of_the_core_in_one_process(tmp_path):
     """bench.ab loads a second copy of the compiled core beside the installed one and steps
     both on the same data; two copies of one build must end with bitwise-equal weights."""
