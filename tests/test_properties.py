@@ -212,6 +212,19 @@ def _run_others(d):
                         clip_value=1.0)
     for i, (p, m) in enumerate(zip(params, bufs)):
         out[f"sgd_param{i}"], out[f"sgd_buf{i}"] = p, m
+    # The plain rules (no scale, clipping, weight decay or dampening), which the vector ISAs
+    # run on a shorter path after the first step.
+    for name, kw in [("heavy_ball", dict(momentum=0.9)), ("nesterov", dict(momentum=0.9,
+                     nesterov=True)), ("no_momentum", dict(momentum=0.0))]:
+        params = [p.copy() for p in d.params]
+        bufs = [np.zeros_like(p) for p in params] if kw["momentum"] else None
+        for step in range(3):
+            core.sgd_update(params, d.grads[step % 2], bufs, lr=0.05, first_step=step == 0,
+                            **kw)
+        for i, p in enumerate(params):
+            out[f"sgd_{name}_param{i}"] = p
+            if bufs is not None:
+                out[f"sgd_{name}_buf{i}"] = bufs[i]
     out["sum_squares"] = np.array(core.sum_squares([d.v, d.logits, d.x] + params), F64)
     return out
 
