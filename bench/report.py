@@ -231,7 +231,7 @@ def gaps(R, ctx):
         for r in sorted(scal, key=lambda r: r["scaling_vs_1t"]):
             one = R.get("gemm", r["case"], "fastdense", 1)
             a, b = (one or {}).get("rounds_median_s"), r.get("rounds_median_s")
-            text = f"{r['case']} {r['scaling_vs_1t']:.2f}×"
+            text = f"{r['case']} {r['scaling_vs_1t']:.3f}×"
             if a and b and len(a) == len(b) > 1:
                 text += " (rounds: " + ", ".join(f"{x / y:.2f}×" for x, y in zip(a, b)) + ")"
             peers = []

@@ -95,7 +95,7 @@ def test_report_states_a_failing_scaling_row_with_its_rounds_and_the_peers():
             if "1.85×" in g]
     assert len(text) == 1
     line = text[0]
-    assert "X·W 1024³ 1.60× (rounds: 2.00×, 1.25×, 1.60×)" in line
+    assert "X·W 1024³ 1.600× (rounds: 2.00×, 1.25×, 1.60×)" in line
     assert "numpy 2.00×" in line  # per round 1.5, 2.0, 2.0
     assert "The FMA probe's own: 1.95×" in line
     assert "Xᵀ·dY" not in line
