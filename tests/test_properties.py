@@ -216,15 +216,15 @@ def _run_others(d):
     # run on a shorter path after the first step.
     for name, kw in [("heavy_ball", dict(momentum=0.9)), ("nesterov", dict(momentum=0.9,
                      nesterov=True)), ("no_momentum", dict(momentum=0.0))]:
-        params = [p.copy() for p in d.params]
-        bufs = [np.zeros_like(p) for p in params] if kw["momentum"] else None
+        plain = [p.copy() for p in d.params]
+        plain_bufs = [np.zeros_like(p) for p in plain] if kw["momentum"] else None
         for step in range(3):
-            core.sgd_update(params, d.grads[step % 2], bufs, lr=0.05, first_step=step == 0,
-                            **kw)
-        for i, p in enumerate(params):
+            core.sgd_update(plain, d.grads[step % 2], plain_bufs, lr=0.05,
+                            first_step=step == 0, **kw)
+        for i, p in enumerate(plain):
             out[f"sgd_{name}_param{i}"] = p
-            if bufs is not None:
-                out[f"sgd_{name}_buf{i}"] = bufs[i]
+            if plain_bufs is not None:
+                out[f"sgd_{name}_buf{i}"] = plain_bufs[i]
     out["sum_squares"] = np.array(core.sum_squares([d.v, d.logits, d.x] + params), F64)
     return out
 
