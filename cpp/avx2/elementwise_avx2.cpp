@@ -4,7 +4,7 @@
  * The order-dependent sums emulate the 16 canonical lanes of reduce_order (exp_poly.h) with two
  * ymm registers (lanes 0-7 and 8-15; four for doubles), so they round exactly like the scalar
  * reference and the AVX-512 code. Tails use vmaskmov loads rather than a scalar epilogue,
- * which keeps one code path, and store_first's stores (see there). Compiled with -mavx2
+ * which keeps one code path, and store_first's stores (lanes.h). Compiled with -mavx2
  * -mfma only. Threads and the final order of the sums are common/elementwise_driver.h's,
  * included at the end.
  */
@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "avx2/lanes.h"
 #include "fastdense/exp_poly.h"
 #include "fastdense/kernels.h"
 
@@ -22,36 +23,6 @@ namespace {
 
 constexpr int64_t kW = 8;  // floats per ymm; two of them make the 16 canonical lanes
 static_assert(2 * kW == reduce_order::kLanes, "two ymm must hold the canonical lanes");
-
-inline __m256i lane_mask(int64_t rem) {
-    // rem: valid elements from this ymm on (may be <= 0 or >= 8); lane l set iff l < rem.
-    int32_t r = rem < 0 ? 0 : rem > kW ? static_cast<int32_t>(kW) : static_cast<int32_t>(rem);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-// Stores lanes [0, rem) of v at p (all 8 for rem >= 8, none for rem <= 0). Not VMASKMOVPS:
-// Zen 3 microcodes its store form, which made a 10-class softmax row (two masked tails)
-// cost as much as a 16-class one; plain 128/64/32-bit stores of the lanes do not.
-inline void store_first(float* p, __m256 v, int64_t rem) {
-    if (rem >= kW) {
-        _mm256_storeu_ps(p, v);
-        return;
-    }
-    __m128 h = _mm256_castps256_ps128(v);
-    if (rem >= 4) {
-        _mm_storeu_ps(p, h);
-        h = _mm256_extractf128_ps(v, 1);
-        p += 4;
-        rem -= 4;
-    }
-    if (rem >= 2) {
-        _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
-        h = _mm_movehl_ps(h, h);
-        p += 2;
-        rem -= 2;
-    }
-    if (rem >= 1) _mm_store_ss(p, h);
-}
 
 // exp_poly::exp_nonpos on 8 lanes: the same operations in the same order (see exp_poly.h).
 inline __m256 exp_nonpos8(__m256 x) {

@@ -6,8 +6,8 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
+#include "avx2/lanes.h"
 #include "common/tile_epilogue.h"
 #include "fastdense/kernels.h"
 
@@ -64,11 +64,10 @@ struct Ukernel {
     static void wide(int64_t kc, const float* Ap, const float* B, int64_t ldb, float* C,
                      int64_t ldc, bool accumulate, int64_t w) {
         // as run_wide, w <= 8 * NV columns; MASKED: the last vector holds only the columns
-        // left of w, loaded and stored through a lane mask (masked-off lanes are never read
-        // or written, so nothing past column w is touched)
-        const int tail = static_cast<int>(w - 8 * (NV - 1));  // 1..8 lanes of the last vector
-        const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(MASKED ? tail : 8), lanes);
+        // left of w, loaded through a lane mask and stored by store_first (nothing past
+        // column w is read or written)
+        const int64_t tail = w - 8 * (NV - 1);  // 1..8 lanes of the last vector
+        const __m256i m = lane_mask(MASKED ? tail : 8);
         auto load = [&](const float* p, int v) {
             return MASKED && v == NV - 1 ? _mm256_maskload_ps(p + 8 * v, m)
                                          : _mm256_loadu_ps(p + 8 * v);
@@ -89,7 +88,7 @@ struct Ukernel {
         }
         for (int i = 0; i < R; ++i)
             for (int v = 0; v < NV; ++v) {
-                if (MASKED && v == NV - 1) _mm256_maskstore_ps(C + i * ldc + 8 * v, m, c[i][v]);
+                if (MASKED && v == NV - 1) store_first(C + i * ldc + 8 * v, c[i][v], tail);
                 else _mm256_storeu_ps(C + i * ldc + 8 * v, c[i][v]);
             }
     }
@@ -210,8 +209,8 @@ struct Ukernel {
     // wide: half the FMAs, none of them for columns that are dropped (N = 100 leaves 4). The
     // epilogue runs in the tile's registers as on a full tile, on copies of the bias and mask
     // padded with zeros to NR columns (the caller's arrays may end at column nr), and the
-    // rows go in and out in fixed-size pieces: element by element, with the epilogue's tests
-    // per element, they took a third of a 100x100·100x10 X·W with bias.
+    // rows go in and out by copy_first (lanes.h): element by element, with the epilogue's
+    // tests per element, they took a third of a 100x100·100x10 X·W with bias.
     template <int R, class AP>
     static void by_width(int64_t kc, AP Ap, const float* B, int64_t ldb, float* C, int64_t ldc,
                          bool accumulate, int nr, const TileEpilogue* epi) {
@@ -219,10 +218,11 @@ struct Ukernel {
             tile<R, 2>(kc, Ap, B, ldb, C, ldc, accumulate, epi);
             return;
         }
+        static_assert(NR <= 16, "copy_first copies at most 16 floats");
         alignas(32) float t[R * NR];  // lanes past nr are computed and dropped
         if (accumulate) {  // the tile loads t: zeros past nr (finite, never subnormal)
             for (int i = 0; i < R * NR; ++i) t[i] = 0.0f;
-            for (int i = 0; i < R; ++i) copy_narrow(t + i * NR, C + i * ldc, nr);
+            for (int i = 0; i < R; ++i) copy_first(t + i * NR, C + i * ldc, nr);
         }
         TileEpilogue padded;
         alignas(32) float bias[NR];
@@ -231,13 +231,13 @@ struct Ukernel {
             padded = *epi;
             if (epi->bias) {
                 for (int j = 0; j < NR; ++j) bias[j] = 0.0f;
-                copy_narrow(bias, epi->bias, nr);
+                copy_first(bias, epi->bias, nr);
                 padded.bias = bias;
             }
             if (epi->mask) {  // zeros past nr: those lanes are dropped anyway
                 for (int i = 0; i < R * NR; ++i) mask[i] = 0.0f;
                 for (int i = 0; i < R; ++i)
-                    copy_narrow(mask + i * NR, epi->mask + i * epi->ldm, nr);
+                    copy_first(mask + i * NR, epi->mask + i * epi->ldm, nr);
                 padded.mask = mask;
                 padded.ldm = NR;
             }
@@ -245,27 +245,7 @@ struct Ukernel {
         }
         if (nr <= 8) tile<R, 1>(kc, Ap, B, ldb, t, NR, accumulate, epi);
         else tile<R, 2>(kc, Ap, B, ldb, t, NR, accumulate, epi);
-        for (int i = 0; i < R; ++i) copy_narrow(C + i * ldc, t + i * NR, nr);
-    }
-
-    // dst[0:n] = src[0:n] for 0 < n < NR, in pieces of 8, 4, 2 and 1 floats: fixed-size
-    // copies, each one move, that touch no float past n.
-    static void copy_narrow(float* dst, const float* src, int n) {
-        static_assert(NR == 16, "n < 16: one piece of each size at most");
-        int j = 0;
-        if (n & 8) {
-            std::memcpy(dst, src, 8 * sizeof(float));
-            j = 8;
-        }
-        if (n & 4) {
-            std::memcpy(dst + j, src + j, 4 * sizeof(float));
-            j += 4;
-        }
-        if (n & 2) {
-            std::memcpy(dst + j, src + j, 2 * sizeof(float));
-            j += 2;
-        }
-        if (n & 1) dst[j] = src[j];
+        for (int i = 0; i < R; ++i) copy_first(C + i * ldc, t + i * NR, nr);
     }
 
     template <int R, int NV, class AP>
