@@ -262,6 +262,11 @@ struct Ukernel {
             for (int i = 0; i < R; ++i)
                 for (int v = 0; v < NV; ++v) c[i][v] = _mm256_setzero_ps();
         }
+        // Eight k per pass: the same instructions in the same order, with one loop test and
+        // one set of pointer increments per 8 k. On a Zen 3 guest, 1 thread, same-process
+        // A/B: 1024³ and 2048³ 1.05-1.09x in all three forms, 100x784·784x100 1.08-1.10x,
+        // 100x100·100x10 1.00-1.07x; 4 or 16 k per pass 0.97-1.01x against 8.
+#pragma GCC unroll 8
         for (int64_t k = 0; k < kc; ++k) {
             __m256 b[NV];
             for (int v = 0; v < NV; ++v) b[v] = _mm256_loadu_ps(B + 8 * v);
