@@ -53,6 +53,8 @@ struct Ukernel {
     // pack_rows packs a full MR-row sliver of a row-major A, or a full NR-wide panel of a
     // transposed B (the driver's scalar loops moved one float at a time: 5% of a 1024^3 X·W).
     static constexpr bool kPackRows = true;
+    // No C prefetch: it was measured on AVX2 (Zen 3) only.
+    static constexpr bool kPrefetchC = false;
 
     template <int ROWS>
     static void pack_rows(float* dst, const float* src, int64_t lda, int64_t kc) {

@@ -34,6 +34,8 @@
 //   static constexpr int kNarrowCols;  static constexpr int64_t kNarrowMinK;  run handles a
 //     right edge of <= kNarrowCols columns with kc >= kNarrowMinK column-wise, which needs
 //     a k-major A, packed or read in place (0: never).
+//   static constexpr bool kPrefetchC;  whether the driver prefetches the next tile's rows of a
+//     C too large for L2 into L2 while the current tile runs.
 //   static constexpr int kWideRows;  and  template <int R> static void run_wide(kc, Ap, B, ldb,
 //     C, ldc, accumulate, nc): like run, for R <= kWideRows rows and all nc columns of an
 //     in-place row-major B at once, reading no float past column nc (0 = not provided).
@@ -300,6 +302,11 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // (in_place_ok), nor for more column panels than the ISA says (kDirectATPanels).
     const bool direct_at = U::kDirectAT && A.rs == 1 && A.cs != 1 &&
                            in_place_ok(A.cs) && panels <= U::kDirectATPanels;
+    // A C of 512 KiB or more (this block's rows at the full row length) is not in L2 when a
+    // later K block comes back to it, and each tile's first loads of C would wait on L3. The
+    // next tile's rows are fetched into L2 while this tile runs (into L2 rather than L1: with
+    // rows a multiple of 4 KiB apart, the two tiles' 12 lines would share one L1 set).
+    const bool prefetch_c = U::kPrefetchC && (m1 - m0) * ldc >= (int64_t(1) << 17);
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && mc <= U::kWideRows;
@@ -338,6 +345,19 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
                     tile_epi.ldm = ldc;
                     tile_epi.relu = E == Epilogue::BiasRelu || E == Epilogue::Relu;
                     te = &tile_epi;
+                }
+                if (prefetch_c) {
+                    // the next sliver of this panel, or the first of the next panel
+                    const bool down = ir + MR < mc;
+                    if (down || jr + NR < nc) {
+                        const float* next = down ? c + MR * ldc : C + ic * ldc + cj + NR;
+                        const int64_t rows = down ? (mc - ir - MR < MR ? mc - ir - MR : MR)
+                                                  : (mc < MR ? mc : MR);
+                        for (int64_t i = 0; i < rows; ++i) {  // a row's NR floats: 1-2 lines
+                            __builtin_prefetch(next + i * ldc, 0, 2);
+                            __builtin_prefetch(next + i * ldc + NR - 1, 0, 2);
+                        }
+                    }
                 }
                 if (direct_a)
                     run_rows<U>(mr, kc, A.at(ci, pc), A.rs, Bj, ldb, c, ldc, !first, nr, te);
