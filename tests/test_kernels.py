@@ -129,16 +129,16 @@ def test_matmul_forward_one_or_two_rows_every_width(isa, ref, check_close, rows)
 
 def test_gemms_every_right_edge_width_over_two_k_blocks(isa, ref, check_close, use_threads):
     """A right edge of every width from 1 to 16 columns past whole 16- and 32-column panels,
-    on 13 rows (slivers of 6, 6 and 1) and a 300-long reduction (two K blocks, so the edge
-    tile is reloaded once): the edge tiles' own copies in and out, and their epilogues (bias
-    and ReLU in the forward, the mask in the input gradient) on zero-padded copies. Widths
-    up to 32 are two 16-column panels, whose tiles read X (and Xᵀ) in place; wider ones pack
-    it."""
+    on 13 rows (slivers of 6, 6 and 1) and a 400-long reduction (two K blocks on AVX2, so the
+    edge tile is reloaded once): the edge tiles' own copies in and out, and their epilogues
+    (bias and ReLU in the forward, the mask in the input gradient) on zero-padded copies.
+    Widths up to 32 are two 16-column panels, whose tiles read X (and Xᵀ) in place; wider
+    ones pack it."""
     with use_threads(1):
         for n in range(17, 49):
-            _check_forward(ref, check_close, isa, 13, 300, n, bias=True, relu=n % 2 == 0)
-            _check_backward_input(ref, check_close, isa, 13, n, 300, masked=True)
-            _check_backward_weight(ref, check_close, isa, 300, 13, n, bias=n % 2 == 1)
+            _check_forward(ref, check_close, isa, 13, 400, n, bias=True, relu=n % 2 == 0)
+            _check_backward_input(ref, check_close, isa, 13, n, 400, masked=True)
+            _check_backward_weight(ref, check_close, isa, 400, 13, n, bias=n % 2 == 1)
 
 
 @pytest.mark.parametrize("tail", [1, 2])

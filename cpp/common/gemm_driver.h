@@ -372,17 +372,35 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     }
 }
 
-// This thread's packing buffers: one MC x KC block of A, one KC x NC block of B.
+// The length of the K blocks for a reduction of K: KC, except where the last block would be
+// short (under KC/4: 784 = 3 x 256 + 16, a step's first layer), which then goes to the others
+// if they stay within KC + KC/4 (784 = 262 + 262 + 260). A short block costs as much as a full
+// one in loads and stores of C, for a fraction of the FMAs. (The bits do not depend on the
+// blocking: each chain continues from the exact fp32 value stored at a block's end.)
+template <class U>
+constexpr int64_t k_block(int64_t K) {
+    const int64_t n = (K + U::KC - 1) / U::KC;
+    if (n > 1 && K - (n - 1) * U::KC < U::KC / 4) {
+        const int64_t even = (K + n - 2) / (n - 1);
+        if (even <= U::KC + U::KC / 4) return even;
+    }
+    return U::KC;
+}
+
+// This thread's packing buffers: one MC x KC block of A, one KC x NC block of B (with room
+// for k_block's longer blocks).
 template <class U>
 float* a_workspace() {
     static thread_local Workspace ws;
-    return ws.get(static_cast<size_t>(U::KC) * ((U::MC + U::MR - 1) / U::MR * U::MR));
+    const int64_t rows = (U::MC + U::MR - 1) / U::MR * U::MR;
+    return ws.get(static_cast<size_t>((U::KC + U::KC / 4) * rows));
 }
 
 template <class U>
 float* b_workspace() {
     static thread_local Workspace ws;
-    return ws.get(static_cast<size_t>(U::KC) * ((U::NC + U::NR - 1) / U::NR * U::NR));
+    const int64_t cols = (U::NC + U::NR - 1) / U::NR * U::NR;
+    return ws.get(static_cast<size_t>((U::KC + U::KC / 4) * cols));
 }
 
 // C[m0:m1, n0:n1] on the calling thread.
@@ -399,8 +417,9 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
     for (int64_t jc = n0; jc < n1; jc += U::NC) {
         const int64_t nc = n1 - jc < U::NC ? n1 - jc : U::NC;
         const int64_t tail = nc % NR;  // width of the right-edge panel, 0 if none
-        for (int64_t pc = 0; pc < K; pc += U::KC) {
-            const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
+        const int64_t kb = k_block<U>(K);
+        for (int64_t pc = 0; pc < K; pc += kb) {
+            const int64_t kc = K - pc < kb ? K - pc : kb;
             if (!direct_b) pack_b<U>(Bp, B, pc, kc, jc, nc);
             else if (tail && !U::kMaskedB && m1 - m0 > U::kWideRows)  // (run_wide reads B)
                 pack_b<U>(Bp, B, pc, kc, jc + nc - tail, tail);
@@ -442,6 +461,7 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
         // 784-100-10 b100 step), a transposed one is packed whole.
         const bool own_b = K <= U::KC && K * N <= (int64_t(1) << 15);
         float* Bp = b_workspace<U>();  // the calling thread's, read by the whole team
+        const int64_t kb = k_block<U>(K);
         run_parts(t, [&](int p, int parts) {
             int64_t b, e;
             // In reverse thread order: the calling thread (0) takes the last rows. (For dW
@@ -452,8 +472,8 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
             float* Bmine = own_b ? b_workspace<U>() : Bp;
             for (int64_t jc = 0; jc < N; jc += U::NC) {
                 const int64_t nc = N - jc < U::NC ? N - jc : U::NC;
-                for (int64_t pc = 0; pc < K; pc += U::KC) {
-                    const int64_t kc = K - pc < U::KC ? K - pc : U::KC;
+                for (int64_t pc = 0; pc < K; pc += kb) {
+                    const int64_t kc = K - pc < kb ? K - pc : kb;
                     if (own_b) {
                         const int64_t tail = nc % U::NR;
                         const bool direct =
