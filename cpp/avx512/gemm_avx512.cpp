@@ -42,6 +42,7 @@ struct Ukernel {
     // A right edge this narrow, with a k this long, runs column-wise from packed A (narrow()).
     static constexpr int kNarrowCols = 8;
     static constexpr int64_t kNarrowMinK = 16;
+    static constexpr int kNarrowBlockCols = 0;  // narrow() runs per tile instead
 
     // run() reads a k-major A (Xᵀ of a row-major X) in place when lda < 0.
     static constexpr bool kDirectAT = true;

@@ -36,6 +36,11 @@
 //     a k-major A, packed or read in place (0: never).
 //   static constexpr bool kPrefetchC;  whether the driver prefetches the next tile's rows of a
 //     C too large for L2 into L2 while the current tile runs.
+//   static constexpr int kNarrowBlockCols;  and, when it is not 0,  static void
+//     narrow_block(kc, Ap, mc, B, ldb, C, ldc, accumulate, nr, epi): a right edge of
+//     nr <= kNarrowBlockCols columns with kc >= kNarrowMinK over all mc rows of a packed A
+//     block at once, B being the packed edge panel, rows NR apart (epi as in run, for the
+//     block; its mask rows start at the block's).
 //   static constexpr int kWideRows;  and  template <int R> static void run_wide(kc, Ap, B, ldb,
 //     C, ldc, accumulate, nc): like run, for R <= kWideRows rows and all nc columns of an
 //     in-place row-major B at once, reading no float past column nc (0 = not provided).
@@ -269,10 +274,33 @@ constexpr bool in_place_ok(int64_t stride) { return stride % 512 != 0; }
 // reuse it. (A batch-1 layer would otherwise copy its whole weight matrix every step.)
 constexpr int64_t kDirectBRows = 128;
 
+// The right edge C[ic:ic+mc, cj:cj+nr] of one K block from packed A (Ap) and the edge panel
+// of B (Bj, rows NR apart), by the ISA's narrow_block, with the block's bias, ReLU or mask
+// after the last K block. Out of line: in macro_block's loop it slowed the other paths.
+template <class U, Epilogue E>
+[[gnu::noinline]] void narrow_right_edge(float* C, int64_t ldc, const float* Ap,
+                                         const float* Bj, int64_t ic, int64_t mc, int64_t cj,
+                                         int64_t nr, int64_t kc, bool first, bool last,
+                                         const Fuse& fuse) {
+    constexpr bool in_tile = U::kFusedEpilogue && E != Epilogue::None && E != Epilogue::Sgd;
+    float* c = C + ic * ldc + cj;
+    TileEpilogue block_epi;
+    const TileEpilogue* te = nullptr;
+    if (in_tile && last) {
+        block_epi.bias = fuse.bias ? fuse.bias + cj : nullptr;
+        block_epi.mask = fuse.mask ? fuse.mask + ic * ldc + cj : nullptr;
+        block_epi.ldm = ldc;
+        block_epi.relu = E == Epilogue::BiasRelu || E == Epilogue::Relu;
+        te = &block_epi;
+    }
+    U::narrow_block(kc, Ap, mc, Bj, U::NR, c, ldc, !first, static_cast<int>(nr), te);
+    if (last && !in_tile) epilogue<E>(c, ldc, mc, nr, ic, cj, fuse);
+}
+
 // Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
 // run the register tiles over a B block that is packed in Bp, or read in place (direct_b; Bp
 // then holds at most the right-edge panel, for ISAs that cannot mask their B loads).
-template <class U, Epilogue E>
+template <class U, Epilogue E, bool NARROW>
 void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const float* Bp,
                  float* Ap, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
                  int64_t kc, const Fuse& fuse) {
@@ -307,6 +335,14 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // next tile's rows are fetched into L2 while this tile runs (into L2 rather than L1: with
     // rows a multiple of 4 KiB apart, the two tiles' 12 lines would share one L1 set).
     const bool prefetch_c = U::kPrefetchC && (m1 - m0) * ldc >= (int64_t(1) << 17);
+    // A right edge of at most kNarrowBlockCols columns, from a packed A, is left out of the
+    // panel loop and run over each block of rows at once by the ISA's narrow_block. (NARROW:
+    // the block has such an edge. Blocks without one run an instantiation without this
+    // code: with it, the loop's other paths were slower, 100x100·100x10 and a batch-1 step
+    // by 3-5%.)
+    const bool narrow_block = NARROW && edge > 0 && edge <= U::kNarrowBlockCols &&
+                              kc >= U::kNarrowMinK && !(direct_a || direct_at);
+    const int64_t tiled = narrow_block ? nc - edge : nc;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && mc <= U::kWideRows;
@@ -320,7 +356,7 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
             if (E == Epilogue::Sgd && last) sgd_rows(c, ldc, ic, mc, jc, nc, fuse);
             continue;
         }
-        for (int64_t jr = 0; jr < nc; jr += NR) {
+        for (int64_t jr = 0; jr < tiled; jr += NR) {
             const int nr = static_cast<int>(nc - jr < NR ? nc - jr : NR);
             const float* Bj = Bp + jr * kc;
             int64_t ldb = NR;
@@ -368,8 +404,31 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
                 if (last && !in_tile) epilogue<E>(c, ldc, mr, nr, ci, cj, fuse);
             }
         }
+        if constexpr (NARROW) {
+            if (tiled < nc) {  // the right edge, over the whole block at once
+                const float* Bj = direct_b ? Bp : Bp + tiled * kc;
+                narrow_right_edge<U, E>(C, ldc, Ap, Bj, ic, mc, jc + tiled, nc - tiled, kc,
+                                        first, last, fuse);
+            }
+        }
         if (E == Epilogue::Sgd && last) sgd_rows(C + ic * ldc + jc, ldc, ic, mc, jc, nc, fuse);
     }
+}
+
+// macro_block, with the narrow right-edge code only where the block has such an edge.
+template <class U, Epilogue E>
+inline void run_block(float* C, int64_t ldc, View A, View B, bool direct_b, const float* Bp,
+                      float* Ap, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
+                      int64_t kc, const Fuse& fuse) {
+    if constexpr (U::kNarrowBlockCols > 0) {
+        const int64_t edge = nc % U::NR;
+        if (edge > 0 && edge <= U::kNarrowBlockCols) {
+            macro_block<U, E, true>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc,
+                                    fuse);
+            return;
+        }
+    }
+    macro_block<U, E, false>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc, fuse);
 }
 
 // The length of the K blocks for a reduction of K: KC, except where the last block would be
@@ -423,7 +482,7 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
             if (!direct_b) pack_b<U>(Bp, B, pc, kc, jc, nc);
             else if (tail && !U::kMaskedB && m1 - m0 > U::kWideRows)  // (run_wide reads B)
                 pack_b<U>(Bp, B, pc, kc, jc + nc - tail, tail);
-            macro_block<U, E>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc, fuse);
+            run_block<U, E>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc, fuse);
         }
     }
 }
@@ -482,8 +541,8 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
                         else if (tail && !U::kMaskedB)
                             pack_b<U>(Bmine, B, pc, kc, jc + nc - tail, tail);
                         if (b < e)
-                            macro_block<U, E>(C, N, A, B, direct, Bmine, Ap, b, e, jc, nc, pc,
-                                              kc, fuse);
+                            run_block<U, E>(C, N, A, B, direct, Bmine, Ap, b, e, jc, nc, pc,
+                                            kc, fuse);
                         continue;
                     }
                     for (int64_t jr = p * U::NR; jr < nc; jr += parts * U::NR)
@@ -491,7 +550,7 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
                                   nc - jr < U::NR ? nc - jr : U::NR);
 #pragma omp barrier
                     if (b < e)
-                        macro_block<U, E>(C, N, A, B, false, Bp, Ap, b, e, jc, nc, pc, kc, fuse);
+                        run_block<U, E>(C, N, A, B, false, Bp, Ap, b, e, jc, nc, pc, kc, fuse);
 #pragma omp barrier
                 }
             }
