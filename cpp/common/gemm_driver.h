@@ -274,6 +274,18 @@ constexpr bool in_place_ok(int64_t stride) { return stride % 512 != 0; }
 // reuse it. (A batch-1 layer would otherwise copy its whole weight matrix every step.)
 constexpr int64_t kDirectBRows = 128;
 
+// The bias, ReLU and mask of epilogue E for the tile (or block) whose first element is
+// C[ci, cj], as run and narrow_block apply them.
+template <Epilogue E>
+inline TileEpilogue epilogue_at(const Fuse& fuse, int64_t ldc, int64_t ci, int64_t cj) {
+    TileEpilogue t;
+    t.bias = fuse.bias ? fuse.bias + cj : nullptr;
+    t.mask = fuse.mask ? fuse.mask + ci * ldc + cj : nullptr;
+    t.ldm = ldc;
+    t.relu = E == Epilogue::BiasRelu || E == Epilogue::Relu;
+    return t;
+}
+
 // The right edge C[ic:ic+mc, cj:cj+nr] of one K block from packed A (Ap) and the edge panel
 // of B (Bj, rows NR apart), by the ISA's narrow_block, with the block's bias, ReLU or mask
 // after the last K block. Out of line: in macro_block's loop it slowed the other paths.
@@ -284,15 +296,8 @@ template <class U, Epilogue E>
                                          const Fuse& fuse) {
     constexpr bool in_tile = U::kFusedEpilogue && E != Epilogue::None && E != Epilogue::Sgd;
     float* c = C + ic * ldc + cj;
-    TileEpilogue block_epi;
-    const TileEpilogue* te = nullptr;
-    if (in_tile && last) {
-        block_epi.bias = fuse.bias ? fuse.bias + cj : nullptr;
-        block_epi.mask = fuse.mask ? fuse.mask + ic * ldc + cj : nullptr;
-        block_epi.ldm = ldc;
-        block_epi.relu = E == Epilogue::BiasRelu || E == Epilogue::Relu;
-        te = &block_epi;
-    }
+    const TileEpilogue block_epi = epilogue_at<E>(fuse, ldc, ic, cj);
+    const TileEpilogue* te = in_tile && last ? &block_epi : nullptr;
     U::narrow_block(kc, Ap, mc, Bj, U::NR, c, ldc, !first, static_cast<int>(nr), te);
     if (last && !in_tile) epilogue<E>(c, ldc, mc, nr, ic, cj, fuse);
 }
@@ -373,13 +378,10 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
                 const int64_t ci = ic + ir, cj = jc + jr;
                 float* c = C + ci * ldc + cj;
                 // The last K block's bias/ReLU/mask, in the tile's registers where the ISA can.
-                const TileEpilogue* te = nullptr;
                 TileEpilogue tile_epi;
+                const TileEpilogue* te = nullptr;
                 if (in_tile && last) {
-                    tile_epi.bias = fuse.bias ? fuse.bias + cj : nullptr;
-                    tile_epi.mask = fuse.mask ? fuse.mask + ci * ldc + cj : nullptr;
-                    tile_epi.ldm = ldc;
-                    tile_epi.relu = E == Epilogue::BiasRelu || E == Epilogue::Relu;
+                    tile_epi = epilogue_at<E>(fuse, ldc, ci, cj);
                     te = &tile_epi;
                 }
                 if (prefetch_c) {
