@@ -26,8 +26,8 @@ struct Ukernel {
     static constexpr int64_t KC = 256, MC = 96, NC = 1024;
 
     // The driver prefetches the next tile's C rows into L2 when C is larger than L2: same-
-    // process A/B on a Zen 3 guest, 1 thread: 512³ 1.02-1.04x, 1024³ 1.05-1.08x, 4096³
-    // 1.02-1.03x; into L1 instead: the same within noise; the next B panel as well: 0.94-0.98x.
+    // process A/B on a Zen 3 guest, 1 thread: 512³ 1.02-1.05x, 1024³ and 2048³ 0.98-1.08x;
+    // 2 threads: 1024³ and 2048³ 1.03-1.07x; the next B panel as well: 0.94-0.98x.
     static constexpr bool kPrefetchC = true;
 
     // B loads are full-width: the driver packs a partial-width right-edge panel, zero-padded
@@ -111,17 +111,16 @@ struct Ukernel {
     // k-major): the vectors run down a sliver's rows (6 of 8 lanes), so a k costs one FMA per
     // column, and two slivers at a time keep 2 x nr chains in flight. The 8-wide edge tile
     // cost 6 FMAs, 6 broadcasts and a load per k for nr x 6 results, about as much as a
-    // 16-wide panel: with N = 100 a seventh of the tiles' time went to 4 columns. Each
+    // 16-wide panel: with N = 100, 10-12% of an X·W went to 4 columns of 100. Each
     // element is still one FMA chain over k in order, and a*b == b*a exactly, so the bits
     // are those of the row tiles. C goes in and out through a transposed scratch tile, and
     // the epilogue is applied there element by element (the same operations as the tiles').
     // Same-process A/B on a Zen 3 guest, 1 thread: X·W 100x784·784x100 1.02-1.05x,
     // 32x784·784x100 1.02-1.07x, 256x1024·1024x100 1.07x; Xᵀ·dY (dW of 784x100) 1.00-1.04x;
     // the 784-100-10 step at batch 100 on 2 threads 1.00-1.04x, bitwise-equal.
-    static void narrow_block(int64_t kc, const float* Ap, int64_t mc,
-                                               const float* B, int64_t ldb, float* C,
-                                               int64_t ldc, bool accumulate, int nr,
-                                               const TileEpilogue* epi) {
+    static void narrow_block(int64_t kc, const float* Ap, int64_t mc, const float* B,
+                             int64_t ldb, float* C, int64_t ldc, bool accumulate, int nr,
+                             const TileEpilogue* epi) {
         // Ap is mc rows packed (sliver s at Ap + s * MR * kc), B is (kc, nr <= 4) with row
         // stride ldb, C is (mc, nr) with row stride ldc
         switch (nr) {
@@ -200,6 +199,7 @@ struct Ukernel {
                 }
             }
     }
+
     // run() reads a caller's A in place (lda != 0) where a block has at most 2 column panels
     // (32 columns), and a caller's row-major B where it has at most 12 rows (two slivers; a
     // batch of one or two is run_wide's, which always reads B in place). Past that, packing
