@@ -113,71 +113,60 @@ struct Ukernel {
     // cost 6 FMAs, 6 broadcasts and a load per k for nr x 6 results, about as much as a
     // 16-wide panel: with N = 100, 10-12% of an X·W went to 4 columns of 100. Each
     // element is still one FMA chain over k in order, and a*b == b*a exactly, so the bits
-    // are those of the row tiles. C goes in and out through a transposed scratch tile, and
-    // the epilogue is applied there element by element (the same operations as the tiles').
+    // are those of the row tiles. C goes in and out through a transposed scratch tile; the
+    // driver applies the bias, ReLU or mask afterwards (its scalar epilogue).
     // Same-process A/B on a Zen 3 guest, 1 thread: X·W 100x784·784x100 1.02-1.05x,
     // 32x784·784x100 1.02-1.07x, 256x1024·1024x100 1.07x; Xᵀ·dY (dW of 784x100) 1.00-1.04x;
     // the 784-100-10 step at batch 100 on 2 threads 1.00-1.04x, bitwise-equal.
     static void narrow_block(int64_t kc, const float* Ap, int64_t mc, const float* B,
-                             int64_t ldb, float* C, int64_t ldc, bool accumulate, int nr,
-                             const TileEpilogue* epi) {
+                             int64_t ldb, float* C, int64_t ldc, bool accumulate, int nr) {
         // Ap is mc rows packed (sliver s at Ap + s * MR * kc), B is (kc, nr <= 4) with row
         // stride ldb, C is (mc, nr) with row stride ldc
         switch (nr) {
-            case 1: return narrow_cols<1>(kc, Ap, mc, B, ldb, C, ldc, accumulate, epi);
-            case 2: return narrow_cols<2>(kc, Ap, mc, B, ldb, C, ldc, accumulate, epi);
-            case 3: return narrow_cols<3>(kc, Ap, mc, B, ldb, C, ldc, accumulate, epi);
-            default: return narrow_cols<4>(kc, Ap, mc, B, ldb, C, ldc, accumulate, epi);
+            case 1: return narrow_cols<1>(kc, Ap, mc, B, ldb, C, ldc, accumulate);
+            case 2: return narrow_cols<2>(kc, Ap, mc, B, ldb, C, ldc, accumulate);
+            case 3: return narrow_cols<3>(kc, Ap, mc, B, ldb, C, ldc, accumulate);
+            default: return narrow_cols<4>(kc, Ap, mc, B, ldb, C, ldc, accumulate);
         }
     }
 
     template <int NC>
     static void narrow_cols(int64_t kc, const float* Ap, int64_t mc, const float* B,
-                            int64_t ldb, float* C, int64_t ldc, bool accumulate,
-                            const TileEpilogue* epi) {
-        int64_t r = 0;
-        for (; r + 2 * MR <= mc; r += 2 * MR)
-            columns<NC, 2>(kc, Ap + r * kc, kc, 2 * MR, B, ldb, C + r * ldc, ldc, accumulate,
-                           epi, r);
-        if (mc - r > MR)  // the last 7-11 rows: a full sliver and a short one
-            columns<NC, 2>(kc, Ap + r * kc, kc, mc - r, B, ldb, C + r * ldc, ldc, accumulate,
-                           epi, r);
-        else if (r < mc)
-            columns<NC, 1>(kc, Ap + r * kc, kc, mc - r, B, ldb, C + r * ldc, ldc, accumulate,
-                           epi, r);
+                            int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+        // two slivers at a time; the last 1-11 rows as one or two
+        for (int64_t r = 0; r < mc; r += 2 * MR) {
+            const int64_t rows = mc - r < 2 * MR ? mc - r : 2 * MR;
+            float* c = C + r * ldc;
+            if (rows > MR) columns<NC, 2>(kc, Ap + r * kc, rows, B, ldb, c, ldc, accumulate);
+            else columns<NC, 1>(kc, Ap + r * kc, rows, B, ldb, c, ldc, accumulate);
+        }
     }
 
     template <int NC, int S>
-    static void columns(int64_t kc, const float* Ap, int64_t kc_panel, int64_t rows,
-                        const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
-                        const TileEpilogue* epi, int64_t r0) {
-        // S slivers of packed A from Ap (kc_panel * MR floats apart), `rows` rows in all
-        // (<= S * MR); C is (rows, NC); c[s][j] holds column j of sliver s. r0: the block
-        // row of C's first row (for the mask's rows). Lanes 6 and 7 of a sliver's vector
-        // are loaded as zeros and dropped.
-        alignas(32) float t[S][NC][8];
+    static void columns(int64_t kc, const float* Ap, int64_t rows, const float* B,
+                        int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+        // S slivers of packed A from Ap (kc * MR floats apart), `rows` rows in all
+        // (<= S * MR); C is (rows, NC); c[s][j] holds column j of sliver s. Lanes 6 and 7
+        // of a sliver's vector are loaded as zeros and dropped.
+        alignas(32) float t[S][NC][8] = {};
         __m256i m[S];
         for (int s = 0; s < S; ++s) m[s] = lane_mask(rows - s * MR < MR ? rows - s * MR : MR);
+        auto each_row = [&](auto f) {  // f(row, s, i) for the rows of C
+            for (int s = 0; s < S; ++s)
+                for (int i = 0; i < MR && s * MR + i < rows; ++i) f(s * MR + i, s, i);
+        };
         __m256 c[S][NC];
-        if (accumulate) {
-            for (int s = 0; s < S; ++s)
-                for (int j = 0; j < NC; ++j)
-                    for (int i = 0; i < 8; ++i) {
-                        const int64_t row = s * MR + i;
-                        t[s][j][i] = i < MR && row < rows ? C[row * ldc + j] : 0.0f;
-                    }
-            for (int s = 0; s < S; ++s)
-                for (int j = 0; j < NC; ++j) c[s][j] = _mm256_load_ps(t[s][j]);
-        } else {
-            for (int s = 0; s < S; ++s)
-                for (int j = 0; j < NC; ++j) c[s][j] = _mm256_setzero_ps();
-        }
+        if (accumulate)
+            each_row([&](int64_t row, int s, int i) {
+                for (int j = 0; j < NC; ++j) t[s][j][i] = C[row * ldc + j];
+            });
+        for (int s = 0; s < S; ++s)
+            for (int j = 0; j < NC; ++j) c[s][j] = _mm256_load_ps(t[s][j]);
         // (four k per pass: 1.02-1.03x on those shapes, as for the tiles' eight)
 #pragma GCC unroll 4
         for (int64_t k = 0; k < kc; ++k) {
             __m256 a[S];
-            for (int s = 0; s < S; ++s)
-                a[s] = _mm256_maskload_ps(Ap + s * kc_panel * MR + k * MR, m[s]);
+            for (int s = 0; s < S; ++s) a[s] = _mm256_maskload_ps(Ap + s * kc * MR + k * MR, m[s]);
             for (int j = 0; j < NC; ++j) {
                 const __m256 b = _mm256_broadcast_ss(B + k * ldb + j);
                 for (int s = 0; s < S; ++s) c[s][j] = _mm256_fmadd_ps(a[s], b, c[s][j]);
@@ -185,19 +174,9 @@ struct Ukernel {
         }
         for (int s = 0; s < S; ++s)
             for (int j = 0; j < NC; ++j) _mm256_store_ps(t[s][j], c[s][j]);
-        for (int s = 0; s < S; ++s)
-            for (int i = 0; i < MR && s * MR + i < rows; ++i) {
-                const int64_t row = s * MR + i;
-                for (int j = 0; j < NC; ++j) {
-                    float v = t[s][j][i];
-                    if (epi) {  // bias, then ReLU as c < 0 ? 0 : c, then the mask (> 0 keeps)
-                        if (epi->bias) v = v + epi->bias[j];
-                        if (epi->relu) v = v < 0.0f ? 0.0f : v;
-                        if (epi->mask) v = epi->mask[(r0 + row) * epi->ldm + j] > 0.0f ? v : 0.0f;
-                    }
-                    C[row * ldc + j] = v;
-                }
-            }
+        each_row([&](int64_t row, int s, int i) {
+            for (int j = 0; j < NC; ++j) C[row * ldc + j] = t[s][j][i];
+        });
     }
 
     // run() reads a caller's A in place (lda != 0) where a block has at most 2 column panels

@@ -37,10 +37,10 @@
 //   static constexpr bool kPrefetchC;  whether the driver prefetches the next tile's rows of a
 //     C too large for L2 into L2 while the current tile runs.
 //   static constexpr int kNarrowBlockCols;  and, when it is not 0,  static void
-//     narrow_block(kc, Ap, mc, B, ldb, C, ldc, accumulate, nr, epi): a right edge of
+//     narrow_block(kc, Ap, mc, B, ldb, C, ldc, accumulate, nr): a right edge of
 //     nr <= kNarrowBlockCols columns with kc >= kNarrowMinK over all mc rows of a packed A
-//     block at once, B being the packed edge panel, rows NR apart (epi as in run, for the
-//     block; its mask rows start at the block's).
+//     block at once, B being the packed edge panel, rows NR apart (no epilogue: the driver
+//     applies its own).
 //   static constexpr int kWideRows;  and  template <int R> static void run_wide(kc, Ap, B, ldb,
 //     C, ldc, accumulate, nc): like run, for R <= kWideRows rows and all nc columns of an
 //     in-place row-major B at once, reading no float past column nc (0 = not provided).
@@ -274,32 +274,18 @@ constexpr bool in_place_ok(int64_t stride) { return stride % 512 != 0; }
 // reuse it. (A batch-1 layer would otherwise copy its whole weight matrix every step.)
 constexpr int64_t kDirectBRows = 128;
 
-// The bias, ReLU and mask of epilogue E for the tile (or block) whose first element is
-// C[ci, cj], as run and narrow_block apply them.
-template <Epilogue E>
-inline TileEpilogue epilogue_at(const Fuse& fuse, int64_t ldc, int64_t ci, int64_t cj) {
-    TileEpilogue t;
-    t.bias = fuse.bias ? fuse.bias + cj : nullptr;
-    t.mask = fuse.mask ? fuse.mask + ci * ldc + cj : nullptr;
-    t.ldm = ldc;
-    t.relu = E == Epilogue::BiasRelu || E == Epilogue::Relu;
-    return t;
-}
-
 // The right edge C[ic:ic+mc, cj:cj+nr] of one K block from packed A (Ap) and the edge panel
-// of B (Bj, rows NR apart), by the ISA's narrow_block, with the block's bias, ReLU or mask
-// after the last K block. Out of line: in macro_block's loop it slowed the other paths.
+// of B (Bj, rows NR apart), by the ISA's narrow_block, then the scalar epilogue (bias, ReLU
+// or mask) after the last K block, on a block the narrow tile has just left in L1. Out of
+// line: in macro_block's loop it slowed the other paths.
 template <class U, Epilogue E>
 [[gnu::noinline]] void narrow_right_edge(float* C, int64_t ldc, const float* Ap,
                                          const float* Bj, int64_t ic, int64_t mc, int64_t cj,
                                          int64_t nr, int64_t kc, bool first, bool last,
                                          const Fuse& fuse) {
-    constexpr bool in_tile = U::kFusedEpilogue && E != Epilogue::None && E != Epilogue::Sgd;
     float* c = C + ic * ldc + cj;
-    const TileEpilogue block_epi = epilogue_at<E>(fuse, ldc, ic, cj);
-    const TileEpilogue* te = in_tile && last ? &block_epi : nullptr;
-    U::narrow_block(kc, Ap, mc, Bj, U::NR, c, ldc, !first, static_cast<int>(nr), te);
-    if (last && !in_tile) epilogue<E>(c, ldc, mc, nr, ic, cj, fuse);
+    U::narrow_block(kc, Ap, mc, Bj, U::NR, c, ldc, !first, static_cast<int>(nr));
+    if (last) epilogue<E>(c, ldc, mc, nr, ic, cj, fuse);
 }
 
 // Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
@@ -345,9 +331,9 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // the block has such an edge. Blocks without one run an instantiation without this
     // code: with it, the loop's other paths were slower, 100x100·100x10 and a batch-1 step
     // by 3-5%.)
-    const bool narrow_block = NARROW && edge > 0 && edge <= U::kNarrowBlockCols &&
-                              kc >= U::kNarrowMinK && !(direct_a || direct_at);
-    const int64_t tiled = narrow_block ? nc - edge : nc;
+    const bool edge_by_block = NARROW && edge > 0 && edge <= U::kNarrowBlockCols &&
+                               kc >= U::kNarrowMinK && !(direct_a || direct_at);
+    const int64_t tiled = edge_by_block ? nc - edge : nc;
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && mc <= U::kWideRows;
@@ -378,10 +364,13 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
                 const int64_t ci = ic + ir, cj = jc + jr;
                 float* c = C + ci * ldc + cj;
                 // The last K block's bias/ReLU/mask, in the tile's registers where the ISA can.
-                TileEpilogue tile_epi;
                 const TileEpilogue* te = nullptr;
+                TileEpilogue tile_epi;
                 if (in_tile && last) {
-                    tile_epi = epilogue_at<E>(fuse, ldc, ci, cj);
+                    tile_epi.bias = fuse.bias ? fuse.bias + cj : nullptr;
+                    tile_epi.mask = fuse.mask ? fuse.mask + ci * ldc + cj : nullptr;
+                    tile_epi.ldm = ldc;
+                    tile_epi.relu = E == Epilogue::BiasRelu || E == Epilogue::Relu;
                     te = &tile_epi;
                 }
                 if (prefetch_c) {
