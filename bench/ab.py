@@ -1,7 +1,9 @@
-"""Same-process A/B of two builds of fastdense's compiled core on one training step.
+"""Same-process A/B of two builds of fastdense's compiled core on one training step, or on
+the three GEMM forms.
 
     python -m bench.ab OTHER_CORE.so [--sizes 784-100-10] [--batch 100] [--threads 2]
                                      [--gathered] [--steps N] [--rounds 9]
+    python -m bench.ab OTHER_CORE.so --gemm 100x784x100 1024x1024x1024 [--threads 1]
 
 OTHER_CORE.so is a copy of another build's ``fastdense/_core*.so`` (copy it out of
 site-packages before installing the build under test; it must be a file of its own, not the
@@ -14,6 +16,11 @@ holds; the commit messages' "A/B" figures come from it. ``--gathered`` times
 
 Prints the median and min-max time per step of each build, and whether both ended with
 bitwise-equal weights (they must: builds differ in speed, never in results).
+
+``--gemm M×K×N ...`` times, per shape, X·W + b with ReLU, dY·Wᵀ and Xᵀ·dY (X is (M, K), W
+(K, N), dY (M, N)) instead of a step: ``rounds`` paired rounds of calls adding up to about
+20 ms each, the two builds in alternating order from round to round, and checks that both
+builds give bitwise-equal outputs.
 """
 
 from __future__ import annotations
@@ -47,7 +54,20 @@ def main(argv=None) -> None:
                     help="step_rows on shuffled rows of a 60000-row dataset")
     ap.add_argument("--steps", type=int, default=None, help="steps per round")
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--gemm", nargs="+", metavar="MxKxN",
+                    help="time the three GEMM forms on these shapes instead of a step")
     args = ap.parse_args(argv)
+    if args.gemm:
+        try:
+            shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.gemm]
+        except ValueError:
+            shapes = []
+        if not shapes or any(len(t) != 3 or min(t) < 1 for t in shapes) or args.rounds < 1:
+            raise SystemExit("bench.ab: --gemm takes shapes like 100x784x100 (positive M, K, "
+                             "N) and needs at least one round")
+        _gemm_ab({"installed": _core, "other": _load(args.other)}, shapes, args.threads,
+                 args.rounds)
+        return
     sizes = [int(s) for s in args.sizes.split("-")]
     if len(sizes) < 2 or min(sizes) < 1 or args.batch < 1 or args.rounds < 1:
         raise SystemExit("bench.ab: need at least two positive layer sizes, a positive batch "
@@ -102,6 +122,54 @@ def main(argv=None) -> None:
     ratio = statistics.median(o / i for i, o in zip(times["installed"], times["other"]))
     print(f"  other / installed, median of the rounds' ratios: {ratio:.3f}")
     print(f"  bitwise-equal weights: {same}")
+
+
+def _gemm_ab(cores, shapes, threads, rounds):
+    import numpy as np
+
+    for core in cores.values():
+        core.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    for M, K, N in shapes:
+        x = rng.standard_normal((M, K), dtype=np.float32)
+        w = rng.standard_normal((K, N), dtype=np.float32)
+        dy = rng.standard_normal((M, N), dtype=np.float32)
+        b = rng.standard_normal(N, dtype=np.float32)
+        outs = {name: (np.empty((M, N), np.float32), np.empty((M, K), np.float32),
+                       np.empty((K, N), np.float32)) for name in cores}
+
+        def forms(core, out):
+            y, dx, dw = out
+            return {
+                "X·W+b, ReLU": lambda: core.matmul_forward(x, w, b, relu=True, out=y),
+                "dY·Wᵀ": lambda: core.matmul_backward_input(dy, w, out=dx),
+                "Xᵀ·dY": lambda: core.matmul_backward_weight(x, dy, dw=dw, bias=False),
+            }
+
+        calls = {name: forms(core, outs[name]) for name, core in cores.items()}
+        for form in calls["installed"]:
+            fs = {name: calls[name][form] for name in cores}
+            for f in fs.values():
+                f()
+            t0 = time.perf_counter()
+            fs["installed"]()
+            reps = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-7)))
+            times = {name: [] for name in fs}
+            for r in range(rounds):
+                for name in (list(fs) if r % 2 == 0 else list(fs)[::-1]):
+                    t0 = time.perf_counter()
+                    for _ in range(reps):
+                        fs[name]()
+                    times[name].append((time.perf_counter() - t0) / reps)
+            flops = 2.0 * M * K * N
+            line = f"{M}x{K}x{N} {form:12s}"
+            for name, v in times.items():
+                med = statistics.median(v)
+                line += f" | {name} {med * 1e6:9.1f} us {flops / med / 1e9:6.1f} GFLOP/s"
+            ratio = statistics.median(o / i for i, o in zip(times["installed"], times["other"]))
+            print(f"{line} | other / installed {ratio:.3f}")
+        same = all(np.array_equal(a, o) for a, o in zip(outs["installed"], outs["other"]))
+        print(f"{M}x{K}x{N}, {threads} threads, {rounds} rounds: bitwise-equal outputs: {same}")
 
 
 if __name__ == "__main__":

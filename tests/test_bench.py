@@ -121,6 +121,30 @@ def test_ab_compares_two_builds_of_the_core_in_one_process(tmp_path):
     assert "bitwise-equal weights: True" in r.stdout
 
 
+def test_ab_compares_two_builds_on_the_gemm_forms(tmp_path):
+    """bench.ab --gemm times the three GEMM forms of both builds per shape and checks their
+    outputs; two copies of one build must agree bitwise."""
+    import shutil
+
+    import fastdense._core as core
+
+    other = tmp_path / Path(core.__file__).name
+    shutil.copyfile(core.__file__, other)
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.ab", str(other), "--gemm", "30x40x20", "7x9x5",
+         "--threads", "1", "--rounds", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for form in ("X·W+b, ReLU", "dY·Wᵀ", "Xᵀ·dY"):
+        assert f"30x40x20 {form}" in r.stdout
+    assert "30x40x20, 1 threads, 2 rounds: bitwise-equal outputs: True" in r.stdout
+    assert "7x9x5, 1 threads, 2 rounds: bitwise-equal outputs: True" in r.stdout
+    bad = subprocess.run([sys.executable, "-m", "bench.ab", str(other), "--gemm", "30x0x20"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "--gemm takes shapes" in bad.stderr
+
+
 def test_rounds_merge_to_the_median_round():
     """Per case, the round whose median is the median across rounds (the faster middle one for
     an even count); peak probes keep their best round; a case missing from a round (it failed
