@@ -245,6 +245,28 @@ def test_thread_count_bitwise(isa, threads, big, assert_bitwise):
         _assert_same(assert_bitwise, got, expected, f"[{isa}] {n} threads vs 1")
 
 
+# Shapes whose rows two threads take in claims from both ends (parallel.h, TwoEndedRows): a
+# batch of 100 (X·W, dY·Wᵀ), 30 rows (15 a thread, just past reading B in place), a ragged
+# 101 rows, and a tall dW of 1000 rows from a batch of 50 (the weight gradient's own B).
+CLAIMED = [(100, 784, 100), (30, 500, 20), (101, 300, 37), (50, 1000, 40)]
+
+
+@needs_openmp
+@pytest.mark.parametrize("M, K, N", CLAIMED)
+def test_rows_claimed_from_both_ends_bitwise(isa, threads, assert_bitwise, M, K, N):
+    """Which thread runs which rows changes with the threads' speeds from call to call; the
+    bits must not: every call on two threads equals the one-thread result."""
+    rng = np.random.default_rng(M + K + N)
+    x, w, b, dy, mask = (randn(rng, M, K), randn(rng, K, N), randn(rng, N), randn(rng, M, N),
+                         randn(rng, M, K))
+    d = SimpleNamespace(x=x, w=w, b=b, dy=dy, mask=mask)
+    threads(1)
+    expected = _run_gemms(d)
+    threads(2)
+    for call in range(8):
+        _assert_same(assert_bitwise, _run_gemms(d), expected, f"[{isa}] {M}x{K}x{N} call {call}")
+
+
 def test_repeat_calls_bitwise(isa, threads, big, assert_bitwise):
     threads(2)
     first = {**_run_gemms(big), **_run_others(big)}

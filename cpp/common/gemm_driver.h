@@ -447,10 +447,14 @@ float* a_workspace() {
 }
 
 template <class U>
+constexpr int64_t b_workspace_floats() {
+    return (U::KC + U::KC / 4) * ((U::NC + U::NR - 1) / U::NR * U::NR);
+}
+
+template <class U>
 float* b_workspace() {
     static thread_local Workspace ws;
-    const int64_t cols = (U::NC + U::NR - 1) / U::NR * U::NR;
-    return ws.get(static_cast<size_t>((U::KC + U::KC / 4) * cols));
+    return ws.get(static_cast<size_t>(b_workspace_floats<U>()));
 }
 
 // C[m0:m1, n0:n1] on the calling thread.
@@ -501,6 +505,30 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
         gemm_block<U, E>(C, N, A, B, K, 0, M, 0, N, fuse);
         return;
     }
+    // Two threads over rows, each with all of B packed in its own buffer (one column block,
+    // every K block): the rows go out in claims from both ends (TwoEndedRows), and each claim
+    // runs all its K blocks. Where each thread's half would read B in place (<= 12 rows), or
+    // B is larger, the static split below stays.
+    const int64_t n_packed = (N + U::NR - 1) / U::NR * U::NR;
+    const bool b_whole = N <= U::NC && K * n_packed <= b_workspace_floats<U>();
+    const bool own_b = K <= U::KC && K * N <= (int64_t(1) << 15);
+    if (t == 2 && split_rows && b_whole && M < (int64_t(1) << 31) &&
+        (M > t * kDirectBRows ? own_b : M - M / 2 > U::kDirectBMaxRows)) {
+        TwoEndedRows rows(M, U::MR, 2 * U::MR);
+        const int64_t kb = k_block<U>(K);
+        run_parts(t, [&](int p, int) {
+            float* Bp = b_workspace<U>();
+            float* Ap = a_workspace<U>();
+            for (int64_t pc = 0; pc < K; pc += kb)
+                pack_b<U>(Bp + pc * n_packed, B, pc, K - pc < kb ? K - pc : kb, 0, N);
+            int64_t b, e;
+            while (rows.claim(p, &b, &e))
+                for (int64_t pc = 0; pc < K; pc += kb)
+                    run_block<U, E>(C, N, A, B, false, Bp + pc * n_packed, Ap, b, e, 0, N, pc,
+                                    K - pc < kb ? K - pc : kb, fuse);
+        });
+        return;
+    }
     if (split_rows && M > t * kDirectBRows) {
         // Tall C: the threads share one packed B block, each packing a share of its panels,
         // instead of every thread packing all of it (the transposed B of dY·Wᵀ especially).
@@ -509,7 +537,6 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
         // barriers, no panels written by one core and read by the other. A row-major one is
         // read in place (it fits in L2; packing it took 2% of each thread's time in a
         // 784-100-10 b100 step), a transposed one is packed whole.
-        const bool own_b = K <= U::KC && K * N <= (int64_t(1) << 15);
         float* Bp = b_workspace<U>();  // the calling thread's, read by the whole team
         const int64_t kb = k_block<U>(K);
         run_parts(t, [&](int p, int parts) {

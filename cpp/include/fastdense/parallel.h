@@ -6,6 +6,7 @@
 // compiled with different -m flags, and a shared (COMDAT) copy could be the AVX-512 one.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "fastdense/fp_mode.h"
@@ -70,6 +71,53 @@ static inline bool forward_splits_k(int64_t M, int64_t K, int64_t N) {
     return false;
 #endif
 }
+
+// Rows [0, n) of one GEMM handed out to a team of at most two threads from both ends: part 0
+// claims from the front, part 1 from the back, each time a quarter of what is left (at least
+// `min` rows), until the two meet. A core that runs slower for a while (on a shared host, a
+// busy sibling hyperthread halves its FMA rate) then takes fewer rows, where a fixed half
+// made the other core wait for it. Claims begin at multiples of `align` counted from row 0,
+// so the register tiles are those of a static split, and with equal speeds each part ends
+// near the middle, on rows it gathered or updated in the previous step. Which thread runs a
+// row does not change its bits: each output is one FMA chain whatever the thread. (In an
+// unnamed namespace, like everything here, so each ISA's translation unit has its own copy.)
+namespace {
+class TwoEndedRows {
+  public:
+    TwoEndedRows(int64_t n, int64_t align, int64_t min)
+        : ends_(static_cast<uint64_t>(n) << 32), align_(align), min_(min) {}
+
+    // The next rows [*begin, *end) for `part` (0 or 1); false once none are left.
+    bool claim(int part, int64_t* begin, int64_t* end) {
+        uint64_t s = ends_.load(std::memory_order_relaxed);
+        for (;;) {
+            const int64_t lo = static_cast<int64_t>(s & 0xffffffffu);
+            const int64_t hi = static_cast<int64_t>(s >> 32);
+            if (lo >= hi) return false;
+            const int64_t want = (hi - lo) / 4 > min_ ? (hi - lo) / 4 : min_;
+            int64_t b = lo, e = hi;
+            if (part == 0) {
+                const int64_t up = (lo + want + align_ - 1) / align_ * align_;
+                e = up < hi ? up : hi;
+            } else {
+                const int64_t down = hi - want > lo ? (hi - want) / align_ * align_ : lo;
+                b = down > lo ? down : lo;
+            }
+            const uint64_t next = part == 0 ? (s & ~uint64_t(0xffffffffu)) | uint64_t(e)
+                                            : (uint64_t(b) << 32) | uint64_t(lo);
+            if (ends_.compare_exchange_weak(s, next, std::memory_order_relaxed)) {
+                *begin = b;
+                *end = e;
+                return true;
+            }
+        }
+    }
+
+  private:
+    alignas(64) std::atomic<uint64_t> ends_;  // the front in the low 32 bits, the back above
+    int64_t align_, min_;
+};
+}  // namespace
 
 // Runs body(part, parts) on a team of t threads, or on the caller when t == 1 / no OpenMP.
 // parts is the team size OpenMP actually granted. Every thread of the team runs in the
