@@ -8,12 +8,19 @@ and the percentages derived from it are conservative.
 On one thread it also measures the GEMM's register tile alone (``_core.tile_gflops``: packed
 operands in cache, no packing, no caller's C): the ceiling of every GEMM of the active ISA,
 which splits a GEMM's distance from the peak into the tile's own and that of everything around
-it (rows with ``probe == "tile"``; they are never the peak reference).
+it (rows with ``probe == "tile"``; they are never the peak reference). And it takes that
+"around" apart (``_core.gemm_parts_gflops``, ``probe == "parts"``): a 1024³ X·W whole, without
+packing, without the caller's C, and without either, back to back in each sample.
 """
 
 from __future__ import annotations
 
 import statistics
+
+
+# _core.gemm_parts_gflops: a 1-thread 1024³ X·W whole, and without the costs around its
+# register tile, measured back to back in every sample.
+PARTS = ("whole", "no_packing", "no_caller_c", "neither")
 
 
 def _blas_name(np):
@@ -56,6 +63,13 @@ def run(spec):
         _core.tile_gflops(0.05)
         tiles = [_core.tile_gflops(seconds) for _ in range(spec["repeats"])]
         rows.append(_row("tile", f"GEMM register tile alone 1T{again}", t, tiles, seconds))
+        if fastdense.active_isa() != "ref":  # (the reference GEMM has no parts to take apart)
+            parts = [_core.gemm_parts_gflops(seconds) for _ in range(spec["repeats"])]
+            row = _row("parts", f"GEMM 1024³ X·W 1T, whole and by part{again}", t,
+                       [p["whole"] for p in parts], seconds)
+            row["parts"] = {k: statistics.median(p[k] for p in parts) for k in PARTS}
+            row["samples_parts"] = parts
+            rows.append(row)
     ctx = {
         "fastdense": fastdense.__version__,
         "isa": fastdense.active_isa(),

@@ -203,6 +203,19 @@ def gaps(R, ctx):
                      f"distance are the tile's own, {t['pct_peak'] - med:.0f} are spent around "
                      "it (packing A and B, loading and storing the caller's C, the blocking "
                      "loops).")
+            parts = [r for r in R.where(group="peak", probe="parts")
+                     if r.get("parts_pct_peak")]
+            if parts:
+                p = max(parts, key=lambda r: r["gflops"])["parts_pct_peak"]
+                text += (f" Taken apart (`_core.gemm_parts_gflops`, a 1024³ X·W, the medians of "
+                         f"samples that run the four back to back): whole {p['whole']:.0f}%, "
+                         f"without packing {p['no_packing']:.0f}% (packing A and B: "
+                         f"{p['no_packing'] - p['whole']:.0f} points), without the caller's C "
+                         f"{p['no_caller_c']:.0f}% (loading and storing C: "
+                         f"{p['no_caller_c'] - p['whole']:.0f} points), without either "
+                         f"{p['neither']:.0f}%, against the tile's {t['pct_peak']:.0f}% (the "
+                         f"blocking loops and B's panels from L3: "
+                         f"{t['pct_peak'] - p['neither']:.0f} points).")
         peers = [R.get("gemm", r["case"], "numpy", 1) for r in big]
         peers = [p for p in peers if p and p.get("pct_peak") is not None]
         if peers:
@@ -365,11 +378,22 @@ def markdown(data, plots=()):
               f"({ctx.get('isa')}). The best sample is the reference for every % of peak "
               "(other load can only slow the probe down). `_core.tile_gflops(0.2 s)`: the "
               "GEMM's register tile alone on one thread (packed operands in cache, no packing, "
-              "no caller's C), the ceiling of every 1-thread GEMM row.", ""]
+              "no caller's C), the ceiling of every 1-thread GEMM row. "
+              "`_core.gemm_parts_gflops(0.2 s)`: a 1-thread 1024³ X·W whole, without packing "
+              "(its tiles reread buffers packed before), without the caller's C (one private C "
+              "tile in L1), and without either, back to back in each sample.", ""]
         ref = ctx.get("peak_ref_gflops", {})
         body = []
-        for r in sorted(peaks, key=lambda r: (r["threads"], r.get("probe") == "tile")):
-            if r.get("probe", "fma") == "tile":
+        names = {"whole": "whole", "no_packing": "without packing",
+                 "no_caller_c": "without the caller's C", "neither": "without either"}
+        order = {"fma": 0, "tile": 1, "parts": 2}
+        for r in sorted(peaks, key=lambda r: (r["threads"], order.get(r.get("probe"), 0))):
+            if r.get("probe") == "parts":
+                pct = r.get("parts_pct_peak") or {}
+                for k, v in r.get("parts", {}).items():
+                    body.append([f"{r['case']}: {names.get(k, k)}", f"{v:.1f}",
+                                 f"{_pct(pct.get(k))} of the peak"])
+            elif r.get("probe", "fma") == "tile":
                 body.append([r["case"], _g(r), f"{_pct(r.get('pct_peak'))} of the peak"])
             else:
                 body.append([r["case"], _g(r),

@@ -234,9 +234,11 @@ def derive(rows):
             peak[r["threads"]] = max(peak.get(r["threads"], 0.0), r["gflops_max"])
     for r in rows:
         ref = peak.get(r["threads"])
-        if (r["group"] in ("gemm", "step") or r.get("probe") == "tile") and ref:
+        if (r["group"] in ("gemm", "step") or r.get("probe") in ("tile", "parts")) and ref:
             r["peak_ref_gflops"] = ref
             r["pct_peak"] = 100.0 * r["gflops"] / ref
+            if "parts" in r:
+                r["parts_pct_peak"] = {k: 100.0 * v / ref for k, v in r["parts"].items()}
     index = {(r["group"], r["case"], r["lib"], r["threads"]): r for r in rows}
     for r in rows:
         if r["lib"] != "fastdense" or r["group"] not in ("gemm", "step", "epoch"):

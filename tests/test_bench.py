@@ -36,7 +36,8 @@ def test_bench_runner_writes_json_and_report(tmp_path):
                for r in rows if r["group"] == "gemm")
     # the register-tile probe is reported beside the FMA peak, never as the peak reference
     peaks = [row for row in rows if row["group"] == "peak"]
-    assert {row.get("probe") for row in peaks} == {"fma", "tile"}
+    packed = result["context"]["isa"] != "ref"  # (the reference GEMM has no parts)
+    assert {row.get("probe") for row in peaks} == {"fma", "tile"} | ({"parts"} if packed else set())
     fma_best = max(row["gflops_max"] for row in peaks if row["probe"] == "fma")
     assert result["context"]["peak_ref_gflops"]["1"] == fma_best
     tile = next(row for row in peaks if row["probe"] == "tile")
@@ -44,6 +45,12 @@ def test_bench_runner_writes_json_and_report(tmp_path):
     report = out.with_suffix(".md").read_text()
     assert "## The bar" in report and "## GEMM" in report
     assert "GEMM register tile alone 1T" in report
+    if packed:  # the GEMM taken apart: four rates, each also as a share of the same peak
+        parts = next(row for row in peaks if row["probe"] == "parts")
+        assert set(parts["parts_pct_peak"]) == {"whole", "no_packing", "no_caller_c", "neither"}
+        assert parts["parts_pct_peak"]["neither"] == pytest.approx(
+            100 * parts["parts"]["neither"] / fma_best)
+        assert "whole and by part: without the caller's C" in report
 
 
 def _row(group, case, lib, threads, median_s, **kw):
@@ -72,6 +79,25 @@ def test_report_states_what_a_failing_step_row_would_take():
     assert "take 160.0 µs at the 2-thread peak" in line and "107% of peak" in line
     assert "torch" not in line  # met (3.5x against 3x)
     assert "1.59 MB per step (79,510 parameters" in line
+
+
+def test_report_splits_a_failing_gemm_row_with_the_tile_and_the_parts_probes():
+    """The 90%-of-peak GEMM row's gap line sets the rows against the register tile alone and
+    against the GEMM taken apart: the points that packing, the caller's C and the rest cost."""
+    from bench.report import Rows, gaps
+
+    rows = [_row("gemm", f"X·W {n}³", "fastdense", 1, 1.0, shape=[n] * 3, square=True,
+                 pct_peak=pct, ratio={"numpy": 1.1}) for n, pct in ((1024, 80.0), (2048, 74.0))]
+    rows += [dict(group="peak", case="GEMM register tile alone 1T", lib="fastdense", threads=1,
+                  probe="tile", gflops=92.0, pct_peak=92.0),
+             dict(group="peak", case="GEMM 1024³ X·W 1T, whole and by part", lib="fastdense",
+                  threads=1, probe="parts", gflops=79.0, pct_peak=79.0,
+                  parts_pct_peak={"whole": 79.0, "no_packing": 83.0, "no_caller_c": 86.0,
+                                  "neither": 90.0})]
+    line = next(g for g in gaps(Rows(rows), {"peak_ref_gflops": {"1": 100.0}}) if "90%" in g)
+    assert "reach 74–80%" in line and "runs at 92%" in line
+    assert "packing A and B: 4 points" in line and "loading and storing C: 7 points" in line
+    assert "without either 90%, against the tile's 92%" in line and "L3: 2 points" in line
 
 
 def test_report_states_a_failing_scaling_row_with_its_rounds_and_the_peers():

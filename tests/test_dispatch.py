@@ -131,6 +131,23 @@ def test_benchmark_probes_run_under_every_isa(use_isa, supported_isas, probe):
         core.peak_gflops(0, 0.01)
 
 
+def test_gemm_parts_probe_runs_every_packed_isa_and_refuses_ref(use_isa, supported_isas):
+    """_core.gemm_parts_gflops times a 1024³ X·W whole and without packing and/or the caller's
+    C under each vector ISA (four rates); the reference GEMM has no parts and says so."""
+    for name in supported_isas:
+        with use_isa(name):
+            if name == "ref":
+                with pytest.raises(ValueError, match="'ref' has no packed GEMM"):
+                    core.gemm_parts_gflops(0.01)
+                continue
+            parts = core.gemm_parts_gflops(0.01)
+            assert set(parts) == {"whole", "no_packing", "no_caller_c", "neither"}, name
+            assert all(np.isfinite(g) and g > 0 for g in parts.values()), (name, parts)
+    for bad in (0.0, float("nan"), 61.0):
+        with pytest.raises(ValueError, match="seconds"):
+            core.gemm_parts_gflops(bad)
+
+
 def test_version_matches_metadata():
     meta = importlib.metadata.version("fastdense")
     assert isinstance(fastdense.__version__, str) and fastdense.__version__

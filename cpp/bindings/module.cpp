@@ -488,6 +488,27 @@ double tile_gflops(double seconds) {
     return probe_gflops(kernels().tile_probe, 1, 1, seconds);
 }
 
+// One part of KernelTable::gemm_parts_probe as a plain probe for probe_gflops.
+template <int PART>
+double gemm_part(int64_t reps) {
+    return kernels().gemm_parts_probe(PART, reps);
+}
+
+// GFLOP/s of a one-thread 1024³ X·W of the active ISA, whole and without the costs around its
+// register tile (KernelTable::gemm_parts_probe), each measured for about `seconds`.
+py::dict gemm_parts_gflops(double seconds) {
+    check_probe_seconds("gemm_parts_gflops", seconds);
+    if (!kernels().gemm_parts_probe)
+        throw py::value_error(std::string("gemm_parts_gflops: the active ISA '") +
+                              kernels().name + "' has no packed GEMM to take apart");
+    py::dict parts;
+    parts["whole"] = probe_gflops(gemm_part<0>, 1, 1, seconds);
+    parts["no_packing"] = probe_gflops(gemm_part<1>, 1, 1, seconds);
+    parts["no_caller_c"] = probe_gflops(gemm_part<2>, 1, 1, seconds);
+    parts["neither"] = probe_gflops(gemm_part<3>, 1, 1, seconds);
+    return parts;
+}
+
 // A Dense/ReLU stack bound once to its parameter, gradient and momentum arrays, then trained
 // one batch per call (model.py's fast path): everything is validated at construction, and
 // step() checks only the batch before one GIL-free call into mlp_train_step.
@@ -751,6 +772,11 @@ PYBIND11_MODULE(_core, m) {
           "GFLOP/s of the active ISA's GEMM register tile alone (packed operands in cache, "
           "no packing, no caller's C) on one thread: the ceiling of its GEMM.");
 
+    m.def("gemm_parts_gflops", &gemm_parts_gflops, py::arg("seconds") = 0.2,
+          "GFLOP/s of a one-thread 1024x1024x1024 X·W of the active ISA: 'whole', and without "
+          "the costs around its register tile: 'no_packing' (the tiles reread buffers packed "
+          "before), 'no_caller_c' (one private C tile in L1), 'neither'. Timing only: those "
+          "three compute nothing meaningful. Not for the 'ref' ISA.");
     m.def("compiled_isas", &fastdense::compiled_isas, "ISAs compiled into this build.");
     m.def("supported_isas", &fastdense::supported_isas,
           "Compiled ISAs that this CPU and OS can run, best last.");

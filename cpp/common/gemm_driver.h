@@ -291,7 +291,16 @@ template <class U, Epilogue E>
 // Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
 // run the register tiles over a B block that is packed in Bp, or read in place (direct_b; Bp
 // then holds at most the right-edge panel, for ISAs that cannot mask their B loads).
-template <class U, Epilogue E, bool NARROW>
+// gemm_parts_probe's private C tile: one per thread, in L1.
+template <class U>
+float* probe_tile() {
+    alignas(64) static thread_local float t[U::MR * U::NR];
+    return t;
+}
+
+// PARTS (only gemm_parts_probe's instantiations): 1 leaves A unpacked (the tiles read what the
+// buffer holds), 2 gives each tile one private C tile instead of the caller's C.
+template <class U, Epilogue E, bool NARROW, int PARTS = 0>
 void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const float* Bp,
                  float* Ap, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
                  int64_t kc, const Fuse& fuse) {
@@ -325,7 +334,8 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     // later K block comes back to it, and each tile's first loads of C would wait on L3. The
     // next tile's rows are fetched into L2 while this tile runs (into L2 rather than L1: with
     // rows a multiple of 4 KiB apart, the two tiles' 12 lines would share one L1 set).
-    const bool prefetch_c = U::kPrefetchC && (m1 - m0) * ldc >= (int64_t(1) << 17);
+    const bool prefetch_c =
+        U::kPrefetchC && !(PARTS & 2) && (m1 - m0) * ldc >= (int64_t(1) << 17);
     // A right edge of at most kNarrowBlockCols columns, from a packed A, is left out of the
     // panel loop and run over each block of rows at once by the ISA's narrow_block. (NARROW:
     // the block has such an edge. Blocks without one run an instantiation without this
@@ -337,7 +347,7 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
     for (int64_t ic = m0; ic < m1; ic += U::MC) {
         const int64_t mc = m1 - ic < U::MC ? m1 - ic : U::MC;
         const bool wide = direct_b && mc <= U::kWideRows;
-        if (!(direct_a || direct_at) || wide) pack_a<U>(Ap, A, ic, mc, pc, kc);
+        if (!(PARTS & 1) && (!(direct_a || direct_at) || wide)) pack_a<U>(Ap, A, ic, mc, pc, kc);
         if (wide) {
             float* c = C + ic * ldc + jc;
             const float* Bj = B.at(pc, jc);
@@ -362,7 +372,8 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
             for (int64_t ir = 0; ir < mc; ir += MR) {
                 const int mr = static_cast<int>(mc - ir < MR ? mc - ir : MR);
                 const int64_t ci = ic + ir, cj = jc + jr;
-                float* c = C + ci * ldc + cj;
+                float* c = PARTS & 2 ? probe_tile<U>() : C + ci * ldc + cj;
+                const int64_t ldt = PARTS & 2 ? NR : ldc;
                 // The last K block's bias/ReLU/mask, in the tile's registers where the ISA can.
                 const TileEpilogue* te = nullptr;
                 TileEpilogue tile_epi;
@@ -387,11 +398,11 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
                     }
                 }
                 if (direct_a)
-                    run_rows<U>(mr, kc, A.at(ci, pc), A.rs, Bj, ldb, c, ldc, !first, nr, te);
+                    run_rows<U>(mr, kc, A.at(ci, pc), A.rs, Bj, ldb, c, ldt, !first, nr, te);
                 else if (direct_at)
-                    run_rows<U>(mr, kc, A.at(ci, pc), -A.cs, Bj, ldb, c, ldc, !first, nr, te);
+                    run_rows<U>(mr, kc, A.at(ci, pc), -A.cs, Bj, ldb, c, ldt, !first, nr, te);
                 else
-                    run_rows<U>(mr, kc, Ap + ir * kc, 0, Bj, ldb, c, ldc, !first, nr, te);
+                    run_rows<U>(mr, kc, Ap + ir * kc, 0, Bj, ldb, c, ldt, !first, nr, te);
                 if (last && !in_tile) epilogue<E>(c, ldc, mr, nr, ci, cj, fuse);
             }
         }
@@ -407,19 +418,20 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
 }
 
 // macro_block, with the narrow right-edge code only where the block has such an edge.
-template <class U, Epilogue E>
+template <class U, Epilogue E, int PARTS = 0>
 inline void run_block(float* C, int64_t ldc, View A, View B, bool direct_b, const float* Bp,
                       float* Ap, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
                       int64_t kc, const Fuse& fuse) {
     if constexpr (U::kNarrowBlockCols > 0) {
         const int64_t edge = nc % U::NR;
         if (edge > 0 && edge <= U::kNarrowBlockCols) {
-            macro_block<U, E, true>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc,
-                                    fuse);
+            macro_block<U, E, true, PARTS>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc,
+                                           kc, fuse);
             return;
         }
     }
-    macro_block<U, E, false>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc, fuse);
+    macro_block<U, E, false, PARTS>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc,
+                                    fuse);
 }
 
 // The length of the K blocks for a reduction of K: KC, except where the last block would be
@@ -457,8 +469,8 @@ float* b_workspace() {
     return ws.get(static_cast<size_t>(b_workspace_floats<U>()));
 }
 
-// C[m0:m1, n0:n1] on the calling thread.
-template <class U, Epilogue E>
+// C[m0:m1, n0:n1] on the calling thread (PARTS: macro_block's; 1 also leaves B unpacked).
+template <class U, Epilogue E, int PARTS = 0>
 void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, int64_t m1,
                 int64_t n0, int64_t n1, const Fuse& fuse) {
     constexpr int NR = U::NR;
@@ -474,10 +486,12 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
         const int64_t kb = k_block<U>(K);
         for (int64_t pc = 0; pc < K; pc += kb) {
             const int64_t kc = K - pc < kb ? K - pc : kb;
-            if (!direct_b) pack_b<U>(Bp, B, pc, kc, jc, nc);
-            else if (tail && !U::kMaskedB && m1 - m0 > U::kWideRows)  // (run_wide reads B)
+            if (!direct_b) {
+                if (!(PARTS & 1)) pack_b<U>(Bp, B, pc, kc, jc, nc);
+            } else if (tail && !U::kMaskedB && m1 - m0 > U::kWideRows)  // (run_wide reads B)
                 pack_b<U>(Bp, B, pc, kc, jc + nc - tail, tail);
-            run_block<U, E>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc, fuse);
+            run_block<U, E, PARTS>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc,
+                                   fuse);
         }
     }
 }
@@ -663,6 +677,39 @@ double tile_probe(int64_t reps) {
     volatile float sink = C[0];  // the tiles' results are observable
     (void)sink;
     return 2.0 * MR * NR * KC * slivers * panels * static_cast<double>(reps);
+}
+
+// Benchmark probe (KernelTable::gemm_parts_probe): `reps` X·W GEMMs of 1024³ on this thread,
+// whole or without packing and/or the caller's C, to split a GEMM's distance from the tile's
+// rate into its parts. The first call of a thread fills its operands and, with one whole GEMM,
+// the packing buffers that parts 1 and 3 then reuse. Returns the floating-point operations.
+double gemm_parts_probe(int part, int64_t reps) {
+    using U = Ukernel;
+    constexpr int64_t n = 1024;
+    static thread_local Workspace wa, wb, wc;
+    static thread_local bool filled = false;
+    float* A = wa.get(n * n);
+    float* B = wb.get(n * n);
+    float* C = wc.get(n * n);
+    const View Av{A, n, 1}, Bv{B, n, 1};
+    Fuse f;
+    f.k_total = n;
+    if (!filled) {
+        for (int64_t i = 0; i < n * n; ++i) A[i] = B[i] = 1e-3f;
+        gemm_block<U, Epilogue::None>(C, n, Av, Bv, n, 0, n, 0, n, f);
+        filled = true;
+    }
+    for (int64_t r = 0; r < reps; ++r) {
+        switch (part) {
+            case 1: gemm_block<U, Epilogue::None, 1>(C, n, Av, Bv, n, 0, n, 0, n, f); break;
+            case 2: gemm_block<U, Epilogue::None, 2>(C, n, Av, Bv, n, 0, n, 0, n, f); break;
+            case 3: gemm_block<U, Epilogue::None, 3>(C, n, Av, Bv, n, 0, n, 0, n, f); break;
+            default: gemm_block<U, Epilogue::None>(C, n, Av, Bv, n, 0, n, 0, n, f); break;
+        }
+    }
+    volatile float sink = C[0] + probe_tile<U>()[0];  // the results are observable
+    (void)sink;
+    return 2.0 * n * n * n * static_cast<double>(reps);
 }
 
 // The three training forms, as the kernel table wants them.

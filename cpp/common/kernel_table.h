@@ -32,6 +32,7 @@ void sgd_update(float*, float*, const float*, int64_t, float, float, float, floa
 double sum_squares(const float*, int64_t);
 double fma_probe(int64_t);
 double tile_probe(int64_t);
+double gemm_parts_probe(int, int64_t);
 }  // namespace FASTDENSE_ISA_NS
 
 const KernelTable FASTDENSE_CAT(FASTDENSE_ISA_NS, _kernels) = {
@@ -48,5 +49,10 @@ const KernelTable FASTDENSE_CAT(FASTDENSE_ISA_NS, _kernels) = {
     FASTDENSE_ISA_NS::sum_squares,
     FASTDENSE_ISA_NS::fma_probe,
     FASTDENSE_ISA_NS::tile_probe,
+#ifdef FASTDENSE_NO_GEMM_PARTS
+    nullptr,
+#else
+    FASTDENSE_ISA_NS::gemm_parts_probe,
+#endif
 };
 }  // namespace fastdense

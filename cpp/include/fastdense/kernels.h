@@ -103,6 +103,14 @@ struct KernelTable {
     // packed operands already in cache) on this thread. Returns the floating-point operations
     // done: the ceiling of the ISA's GEMM, to which the suite compares whole GEMMs.
     double (*tile_probe)(int64_t reps);
+
+    // Benchmark probe: `reps` one-thread X·W GEMMs of 1024 x 1024 x 1024 on this thread,
+    // whole (part 0) or without the costs around the register tile: 1 without packing (the
+    // tiles read the buffers the first call packed), 2 without the caller's C (each tile loads
+    // and stores one private tile that stays in L1), 3 without either. The results of parts
+    // 1-3 are meaningless; their time is the point. Returns the floating-point operations
+    // done. Null for ISAs without a packed GEMM (ref).
+    double (*gemm_parts_probe)(int part, int64_t reps);
 };
 
 // One table per ISA; avx2/avx512 exist only when compiled in (see CMake options).
