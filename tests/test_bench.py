@@ -97,7 +97,29 @@ def test_report_splits_a_failing_gemm_row_with_the_tile_and_the_parts_probes():
     line = next(g for g in gaps(Rows(rows), {"peak_ref_gflops": {"1": 100.0}}) if "90%" in g)
     assert "reach 74–80%" in line and "runs at 92%" in line
     assert "packing A and B: 4 points" in line and "loading and storing C: 7 points" in line
-    assert "without either 90%, against the tile's 92%" in line and "L3: 2 points" in line
+    assert "without either 90% (11 points for the two; the blocking loops and B's panels from L3 " \
+        "against the tile's 92%: 2 points)" in line
+    rows[-1]["parts_pct_peak"]["no_caller_c"] = 78.0  # below the whole: the samples' scatter
+    line = next(g for g in gaps(Rows(rows), {"peak_ref_gflops": {"1": 100.0}}) if "90%" in g)
+    assert "loading and storing C: none measured, -1 points" in line
+
+
+def test_report_lists_a_step_row_only_when_the_bar_fails_it():
+    """The gap lines judge a step row as the bar does, by the median of the rounds' ratios:
+    a row whose picked round alone falls short (2.85x) but whose rounds' ratio meets the bar
+    (3.04x) is not listed."""
+    from bench.report import Rows, gaps
+
+    flops = 0.3e6
+    rows = [
+        _row("step", "784-100-10 b1", "fastdense", 2, 41e-6, gflops=flops / 41e-6 / 1e9,
+             pct_peak=1.0, ratio={"jax": 3.04, "torch": 16.9}),
+        _row("step", "784-100-10 b1", "jax", 2, 117e-6),
+        _row("step", "784-100-10 b1", "torch", 2, 690e-6),
+    ]
+    assert not gaps(Rows(rows), {"peak_ref_gflops": {"2": 200.0}})
+    rows[0]["ratio"]["jax"] = 2.9
+    assert "≥ 3× jax" in gaps(Rows(rows), {"peak_ref_gflops": {"2": 200.0}})[0]
 
 
 def test_report_states_a_failing_scaling_row_with_its_rounds_and_the_peers():
