@@ -288,9 +288,6 @@ template <class U, Epilogue E>
     if (last) epilogue<E>(c, ldc, mc, nr, ic, cj, fuse);
 }
 
-// Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
-// run the register tiles over a B block that is packed in Bp, or read in place (direct_b; Bp
-// then holds at most the right-edge panel, for ISAs that cannot mask their B loads).
 // gemm_parts_probe's private C tile: one per thread, in L1.
 template <class U>
 float* probe_tile() {
@@ -298,6 +295,9 @@ float* probe_tile() {
     return t;
 }
 
+// Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
+// run the register tiles over a B block that is packed in Bp, or read in place (direct_b; Bp
+// then holds at most the right-edge panel, for ISAs that cannot mask their B loads).
 // PARTS (only gemm_parts_probe's instantiations): 1 leaves A unpacked (the tiles read what the
 // buffer holds), 2 gives each tile one private C tile instead of the caller's C.
 template <class U, Epilogue E, bool NARROW, int PARTS = 0>
@@ -682,7 +682,8 @@ double tile_probe(int64_t reps) {
 // Benchmark probe (KernelTable::gemm_parts_probe): `reps` X·W GEMMs of 1024³ on this thread,
 // whole or without packing and/or the caller's C, to split a GEMM's distance from the tile's
 // rate into its parts. The first call of a thread fills its operands and, with one whole GEMM,
-// the packing buffers that parts 1 and 3 then reuse. Returns the floating-point operations.
+// the packing buffers that parts 1 and 3 then reuse (they hold whatever this thread's last
+// GEMM packed: only their time matters). Returns the floating-point operations.
 double gemm_parts_probe(int part, int64_t reps) {
     using U = Ukernel;
     constexpr int64_t n = 1024;
