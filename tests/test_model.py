@@ -539,6 +539,39 @@ def test_two_thread_training_step_is_bitwise_the_one_thread_chain(k, n, batch):
     _assert_same_weights_on_every_isa_and_thread_count(train)
 
 
+@pytest.mark.skipif(not fastdense._core.has_openmp, reason="built without OpenMP")
+@pytest.mark.parametrize("share", [0.25, 0.75])
+def test_two_thread_step_is_bitwise_the_same_at_any_column_share(share):
+    """The share of a column split follows the cores' measured speeds (kernels.h,
+    column_share); pinned away from halves, the two-thread steps (forward, input gradient and
+    the weight gradient with its fused update, all split by columns) still give the weights of
+    one thread. (Every GEMM here is below the size that re-measures the share.)"""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2 * 160, 300)).astype(np.float32)
+    y = rng.integers(0, 3, len(x))
+
+    def train():
+        model = MLP([300, 512, 3], kernel_init="he_normal", seed=4)
+        model.compile(lr=0.05, momentum=0.9, weight_decay=1e-4)
+        for i in range(2):
+            model.train_step(x[i * 160:(i + 1) * 160], y[i * 160:(i + 1) * 160])
+        return model.get_weights()
+
+    threads0 = fastdense.get_num_threads()
+    try:
+        fastdense.set_num_threads(1)
+        expected = train()
+        fastdense.set_num_threads(2)
+        fastdense._core._column_share(share)
+        got = train()
+        assert fastdense._core._column_share() == share
+    finally:
+        fastdense._core._column_share(0.5)
+        fastdense.set_num_threads(threads0)
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("sizes", [[40, 24, 10], [40, 24, 16, 10]])
 @pytest.mark.parametrize(
     "sgd",

@@ -267,6 +267,48 @@ def test_rows_claimed_from_both_ends_bitwise(isa, threads, assert_bitwise, M, K,
         _assert_same(assert_bitwise, _run_gemms(d), expected, f"[{isa}] {M}x{K}x{N} call {call}")
 
 
+# C at least as wide as tall (or short and wide): two threads split its columns. Each under
+# 2^26 multiply-adds, so no call re-measures the share that the test pins.
+COLUMN_SPLIT = [(200, 500, 600), (150, 260, 402), (40, 300, 1000)]
+
+
+@pytest.fixture
+def column_share():
+    yield core._column_share
+    core._column_share(0.5)
+
+
+@needs_openmp
+@pytest.mark.parametrize("M, K, N", COLUMN_SPLIT)
+def test_column_split_share_never_changes_bits(isa, threads, assert_bitwise, column_share,
+                                               M, K, N):
+    """A team of two splits C's columns by a share that follows the cores' measured speeds;
+    at every share the bits are the one-thread result."""
+    rng = np.random.default_rng(M + K + N)
+    x, w, b, dy, mask = (randn(rng, M, K), randn(rng, K, N), randn(rng, N), randn(rng, M, N),
+                         randn(rng, M, K))
+    d = SimpleNamespace(x=x, w=w, b=b, dy=dy, mask=mask)
+    threads(1)
+    expected = _run_gemms(d)
+    threads(2)
+    for share in (0.25, 0.3, 0.5, 0.6, 0.75):
+        assert column_share(share) == pytest.approx(share, abs=1e-3)
+        got = _run_gemms(d)
+        assert column_share() == pytest.approx(share, abs=1e-3)  # no call re-measured it
+        _assert_same(assert_bitwise, got, expected, f"[{isa}] {M}x{K}x{N} share {share}")
+
+
+def test_column_share_is_clamped_and_validated(column_share):
+    assert column_share(0.9) == 0.75
+    assert column_share(0.0) == 0.25
+    assert column_share(0.5) == 0.5
+    assert column_share() == 0.5
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="share"):
+            column_share(bad)
+    assert column_share() == 0.5
+
+
 def test_repeat_calls_bitwise(isa, threads, big, assert_bitwise):
     threads(2)
     first = {**_run_gemms(big), **_run_others(big)}

@@ -16,6 +16,7 @@
 #include <limits>
 #include <mutex>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -793,6 +794,23 @@ PYBIND11_MODULE(_core, m) {
             fastdense::set_num_threads(n);
         },
         py::arg("n"), "Set the threads the kernels may use (OpenMP team size).");
+    m.def(
+        "_column_share",
+        [](std::optional<double> share) {
+            if (share) {
+                if (!(*share >= 0.0 && *share <= 1.0))
+                    throw py::value_error("_column_share: `share` must be in [0, 1], got " +
+                                          std::to_string(*share));
+                fastdense::set_column_share(
+                    static_cast<int>(*share * fastdense::kColumnShareOne + 0.5));
+            }
+            return static_cast<double>(fastdense::column_share()) / fastdense::kColumnShareOne;
+        },
+        py::arg("share") = py::none(),
+        "Part 0's share of the column panels in the next two-thread GEMM that splits C's "
+        "columns (set from the parts' measured rates after each large one; halves while they "
+        "are equal), optionally set first (clamped to [0.25, 0.75]). For tests and "
+        "benchmarks.");
     m.def("get_flush_denormal", &fastdense::flush_denormal,
           "Whether the kernels flush denormal floats to zero (FTZ and DAZ; default True).");
     m.def("set_flush_denormal", &fastdense::set_flush_denormal, py::arg("enabled"),

@@ -54,9 +54,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <atomic>
+#include <chrono>
 #include <new>
 
 #include "common/tile_epilogue.h"
+#include "fastdense/kernels.h"
 #include "fastdense/parallel.h"
 
 namespace fastdense {
@@ -496,6 +498,32 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
     }
 }
 
+// C(M,N) = A(M,K)·B(K,N) with epilogue E on a team of two that splits C's columns: part 0
+// takes column_share() of the column panels (kernels.h), part 1 the rest, and calls large
+// enough to time (>= 2^26 multiply-adds: 0.3 ms or more per part) report both parts' times,
+// from which the next such call's share follows. Each part packs all of A, as in any column
+// split, and its own columns of B.
+template <class U, Epilogue E>
+void gemm_column_halves(float* C, View A, View B, int64_t M, int64_t K, int64_t N,
+                        const Fuse& fuse) {
+    const int64_t panels = (N + U::NR - 1) / U::NR;
+    int64_t s = panels * column_share() / kColumnShareOne;  // halves: split_range's
+    s = s < 1 ? 1 : s > panels - 1 ? panels - 1 : s;
+    const int64_t split = s * U::NR < N ? s * U::NR : N;
+    double seconds[2] = {0, 0};
+    int team = 1;
+    run_parts(2, [&](int p, int parts) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const int64_t b = parts == 2 && p == 1 ? split : 0, e = parts == 2 && p == 0 ? split : N;
+        gemm_block<U, E>(C, N, A, B, K, 0, M, b, e, fuse);
+        seconds[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (p == 0) team = parts;
+    });
+    if (team == 2 && M * K * N >= (int64_t(1) << 26))
+        record_column_split(seconds[0], static_cast<double>(split), seconds[1],
+                            static_cast<double>(N - split));
+}
+
 // C(M,N) = A(M,K)·B(K,N) with epilogue E. Threads split rows of C (or, for outputs at least
 // as wide as they are tall, and short-and-wide ones such as a batch of one, columns), never
 // K. (Only the training forward below, gemm_split_k2, hands each chain from one thread to
@@ -587,6 +615,10 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
                 }
             }
         });
+        return;
+    }
+    if (t == 2 && !split_rows) {
+        gemm_column_halves<U, E>(C, A, B, M, K, N, fuse);
         return;
     }
     run_parts(t, [&](int p, int parts) {

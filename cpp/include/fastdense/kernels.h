@@ -122,4 +122,19 @@ extern const KernelTable avx512_kernels;
 int num_threads();
 void set_num_threads(int n);
 
+// A two-thread GEMM that splits C's columns (gemm_driver.h) gives part 0 column_share() /
+// kColumnShareOne of the column panels, and reports both parts' times afterwards with
+// record_column_split. On a shared host one core runs slower (a busy sibling hyperthread
+// halves its FMA rate) for tens to hundreds of milliseconds at a time, and a fixed half made
+// the other core wait for it: the next call gives each part work in proportion to the rates
+// the last one measured, or halves where the rates were within kColumnShareBand of equal.
+// The share stays within [kColumnShareMin, kColumnShareOne - kColumnShareMin]. Which thread
+// computes a column never changes its bits. (Process-wide: it follows the cores' speeds,
+// not a shape.)
+constexpr int kColumnShareOne = 1024, kColumnShareMin = 256;
+constexpr double kColumnShareBand = 0.05;
+int column_share();
+void set_column_share(int share);  // clamped; tests pin the next split with it
+void record_column_split(double seconds0, double work0, double seconds1, double work1);
+
 }  // namespace fastdense
