@@ -17,13 +17,21 @@ namespace {
 
 struct Ukernel {
     static constexpr int MR = 6, NR = 16;
-    // A 16-wide B micro-panel of KC rows (16 KiB) stays in L1; the MC x KC A block (96 KiB)
-    // in L2; packed B (NC x KC, 1 MiB) in L3, and so does the M x NC block of C that every
-    // K block loads and stores again, up to M = 4096 (16 MiB; Zen 3 has 32 MiB of L3). With
-    // NC = 4096 that block of a 4096³ GEMM was 64 MiB and went to memory: NC = 1024 was
-    // 1.05-1.07x there on 1 thread, 1.02-1.08x on 2, within noise at 2048³; MC = 192 was not
-    // better (same-process A/B on a Zen 3 guest).
-    static constexpr int64_t KC = 256, MC = 96, NC = 1024;
+    // A 16-wide B micro-panel of KC rows (32 KiB) streams through L1; the MC x KC A block
+    // (192 KiB) stays in L2; packed B (NC x KC, 2 MiB) in L3, and so does the M x NC block of
+    // C that every K block loads and stores again, up to M = 4096 (16 MiB; Zen 3 has 32 MiB
+    // of L3). With NC = 4096 that block of a 4096³ GEMM was 64 MiB and went to memory:
+    // NC = 1024 was 1.05-1.07x there on 1 thread, 1.02-1.08x on 2, within noise at 2048³;
+    // MC = 192 was not better (same-process A/B on a Zen 3 guest).
+    // KC = 512 rather than 256 (which kept the B panel in L1, 16 KiB): half the passes over
+    // C. One build with the K block switched at run time, interleaved samples, Zen 3 guest:
+    // 1 thread 512³ 1.02-1.03x, 1024³ 1.02-1.04x, 2048³ 1.02-1.07x, 4096³ X·W 1.04x,
+    // 256x1024·1024x1024 1.00-1.05x, 100x784·784x100 1.00-1.02x (X·W, 784 = 512 + 272:
+    // 1.02x); 2 threads 512³ and 1024³ 1.04-1.06x, 256x784·784x1024 1.00-1.03x; steps
+    // 784-100-10 b100 1.01x, 784-1024-1024-10 b256 1.01x, 4096-4096-4096-10 b1024 1.03x.
+    // KC = 384 and 448 were 1-4% slower than 512, 640 no faster. (Earlier, compared as two
+    // builds, 512 had looked within that harness's 1.5-3% bias.)
+    static constexpr int64_t KC = 512, MC = 96, NC = 1024;
 
     // The driver prefetches the next tile's C rows into L2 when C is larger than L2: same-
     // process A/B on a Zen 3 guest, 1 thread: 512³ 1.02-1.05x, 1024³ and 2048³ 0.98-1.08x;

@@ -437,8 +437,8 @@ inline void run_block(float* C, int64_t ldc, View A, View B, bool direct_b, cons
 }
 
 // The length of the K blocks for a reduction of K: KC, except where the last block would be
-// short (under KC/4: 784 = 3 x 256 + 16, a step's first layer), which then goes to the others
-// if they stay within KC + KC/4 (784 = 262 + 262 + 260). A short block costs as much as a full
+// short (under KC/4: with KC = 256, 784 = 3 x 256 + 16, a step's first layer), which then
+// goes to the others if they stay within KC + KC/4 (784 = 262 + 262 + 260). A short block costs as much as a full
 // one in loads and stores of C, for a fraction of the FMAs. (The bits do not depend on the
 // blocking: each chain continues from the exact fp32 value stored at a block's end.)
 template <class U>
