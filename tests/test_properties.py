@@ -245,6 +245,13 @@ def test_thread_count_bitwise(isa, threads, big, assert_bitwise):
         _assert_same(assert_bitwise, got, expected, f"[{isa}] {n} threads vs 1")
 
 
+def _gemm_data(M, K, N):
+    """Operands of _run_gemms for an (M,K)·(K,N) layer, seeded by its shape."""
+    rng = np.random.default_rng(M + K + N)
+    return SimpleNamespace(x=randn(rng, M, K), w=randn(rng, K, N), b=randn(rng, N),
+                           dy=randn(rng, M, N), mask=randn(rng, M, K))
+
+
 # Shapes whose rows two threads take in claims from both ends (parallel.h, TwoEndedRows): a
 # batch of 100 (X·W, dY·Wᵀ), 30 rows (15 a thread, just past reading B in place), a ragged
 # 101 rows, and a tall dW of 1000 rows from a batch of 50 (the weight gradient's own B).
@@ -256,10 +263,7 @@ CLAIMED = [(100, 784, 100), (30, 500, 20), (101, 300, 37), (50, 1000, 40)]
 def test_rows_claimed_from_both_ends_bitwise(isa, threads, assert_bitwise, M, K, N):
     """Which thread runs which rows changes with the threads' speeds from call to call; the
     bits must not: every call on two threads equals the one-thread result."""
-    rng = np.random.default_rng(M + K + N)
-    x, w, b, dy, mask = (randn(rng, M, K), randn(rng, K, N), randn(rng, N), randn(rng, M, N),
-                         randn(rng, M, K))
-    d = SimpleNamespace(x=x, w=w, b=b, dy=dy, mask=mask)
+    d = _gemm_data(M, K, N)
     threads(1)
     expected = _run_gemms(d)
     threads(2)
@@ -284,10 +288,7 @@ def test_column_split_share_never_changes_bits(isa, threads, assert_bitwise, col
                                                M, K, N):
     """A team of two splits C's columns by a share that follows the cores' measured speeds;
     at every share the bits are the one-thread result."""
-    rng = np.random.default_rng(M + K + N)
-    x, w, b, dy, mask = (randn(rng, M, K), randn(rng, K, N), randn(rng, N), randn(rng, M, N),
-                         randn(rng, M, K))
-    d = SimpleNamespace(x=x, w=w, b=b, dy=dy, mask=mask)
+    d = _gemm_data(M, K, N)
     threads(1)
     expected = _run_gemms(d)
     threads(2)
