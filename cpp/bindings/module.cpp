@@ -15,8 +15,8 @@
 #include <initializer_list>
 #include <limits>
 #include <mutex>
-#include <sstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 

@@ -438,9 +438,10 @@ inline void run_block(float* C, int64_t ldc, View A, View B, bool direct_b, cons
 
 // The length of the K blocks for a reduction of K: KC, except where the last block would be
 // short (under KC/4: with KC = 256, 784 = 3 x 256 + 16, a step's first layer), which then
-// goes to the others if they stay within KC + KC/4 (784 = 262 + 262 + 260). A short block costs as much as a full
-// one in loads and stores of C, for a fraction of the FMAs. (The bits do not depend on the
-// blocking: each chain continues from the exact fp32 value stored at a block's end.)
+// goes to the others if they stay within KC + KC/4 (784 = 262 + 262 + 260). A short block
+// costs as much as a full one in loads and stores of C, for a fraction of the FMAs. (The
+// bits do not depend on the blocking: each chain continues from the exact fp32 value stored
+// at a block's end.)
 template <class U>
 constexpr int64_t k_block(int64_t K) {
     const int64_t n = (K + U::KC - 1) / U::KC;
@@ -504,7 +505,7 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
 // from which the next such call's share follows. Each part packs all of A, as in any column
 // split, and its own columns of B.
 template <class U, Epilogue E>
-void gemm_column_halves(float* C, View A, View B, int64_t M, int64_t K, int64_t N,
+void gemm_column_split(float* C, View A, View B, int64_t M, int64_t K, int64_t N,
                         const Fuse& fuse) {
     const int64_t panels = (N + U::NR - 1) / U::NR;
     int64_t s = panels * column_share() / kColumnShareOne;  // halves: split_range's
@@ -618,7 +619,7 @@ void gemm(float* C, View A, View B, int64_t M, int64_t K, int64_t N, Fuse fuse =
         return;
     }
     if (t == 2 && !split_rows) {
-        gemm_column_halves<U, E>(C, A, B, M, K, N, fuse);
+        gemm_column_split<U, E>(C, A, B, M, K, N, fuse);
         return;
     }
     run_parts(t, [&](int p, int parts) {
