@@ -506,11 +506,11 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
 // split, and its own columns of B.
 template <class U, Epilogue E>
 void gemm_column_split(float* C, View A, View B, int64_t M, int64_t K, int64_t N,
-                        const Fuse& fuse) {
+                       const Fuse& fuse) {
     const int64_t panels = (N + U::NR - 1) / U::NR;
     int64_t s = panels * column_share() / kColumnShareOne;  // halves: split_range's
     s = s < 1 ? 1 : s > panels - 1 ? panels - 1 : s;
-    const int64_t split = s * U::NR < N ? s * U::NR : N;
+    const int64_t split = s * U::NR;  // < N: at least one panel is part 1's
     double seconds[2] = {0, 0};
     int team = 1;
     run_parts(2, [&](int p, int parts) {
