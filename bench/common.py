@@ -141,16 +141,20 @@ def maxrss_mb():
 # --------------------------------------------------------------------------- timing
 
 
-def measure(fn, *, repeats, min_sample_s=0.05, warmup_s=0.1, sync=None):
+def measure(fn, *, repeats, min_sample_s=0.05, warmup_s=0.1, sync=None, roundtrip=None):
     """Time ``fn``: warm up, then ``repeats`` samples of ``inner`` calls lasting at least
     ``min_sample_s`` each. ``sync(result)`` (JAX's block_until_ready) runs after every warm-up
     call and after the last call of every sample, so asynchronous libraries are timed to
     completion while consecutive calls may still overlap, as they do in a training loop.
+    ``roundtrip()`` (``roundtrip_probe``), when given, runs before every sample and after the
+    last, outside the timed calls.
 
     Returns a dict with per-call seconds (median, min, max over samples), the samples, the
     number of calls per sample, and ``cpu_util``: CPU seconds of all this process's threads
     divided by wall seconds over the samples (≈ the number of busy threads), and
-    ``foreign_load``: cores' worth of other processes' work on the pinned cores meanwhile.
+    ``foreign_load``: cores' worth of other processes' work on the pinned cores meanwhile;
+    with ``roundtrip``, ``samples_roundtrip_ns``: its ``repeats + 1`` readings (sample i lies
+    between readings i and i + 1).
     """
     sync = sync or (lambda r: None)
     sync(fn())  # first call: compilation, thread pools, buffers, page faults
@@ -163,18 +167,22 @@ def measure(fn, *, repeats, min_sample_s=0.05, warmup_s=0.1, sync=None):
         if time.perf_counter() - t_start >= warmup_s:
             break
     inner = max(1, math.ceil(min_sample_s / max(one, 1e-9)))
-    samples = []
+    samples, readings = [], []
     meter = LoadMeter()
     meter.start()
     for _ in range(repeats):
+        if roundtrip:
+            readings.append(roundtrip())
         t0 = time.perf_counter()
         r = None
         for _ in range(inner):
             r = fn()
         sync(r)
         samples.append((time.perf_counter() - t0) / inner)
+    if roundtrip:
+        readings.append(roundtrip())
     util, foreign = meter.stop()
-    return {
+    out = {
         "median_s": statistics.median(samples),
         "min_s": min(samples),
         "max_s": max(samples),
@@ -183,6 +191,102 @@ def measure(fn, *, repeats, min_sample_s=0.05, warmup_s=0.1, sync=None):
         "cpu_util": util,
         "foreign_load": foreign,
     }
+    if roundtrip:
+        out["samples_roundtrip_ns"] = readings
+    return out
+
+
+# --------------------------------------------------------------------------- where the threads ran
+
+# On a virtual machine the host places the two vCPUs, and moves them while the guest runs: on
+# the sibling hyperthreads of one core, on two cores of one core complex (one L3), or on cores
+# of two complexes. A cache line's round trip between the two threads tells which (on a 2-vCPU
+# Zen 3 guest: ~70 ns, 90-170 ns, 380-550 ns), and each library's 2-thread step is slower in
+# the far placements (784-100-10 b100: fastdense 314 vs 381 us, JAX 643 vs 775 us, torch 1.06
+# vs 1.36 ms; docs/benchmarks.md). The classes, by round trip in ns: [low, high).
+PLACEMENTS = [
+    ("one core", 0.0, 80.0),
+    ("one core complex", 80.0, 250.0),
+    ("two core complexes", 250.0, 5000.0),
+]
+# Above the last class a round trip waited on the scheduler (another thread shared a CPU).
+
+
+def placement_of(before_ns, after_ns):
+    """The placement class of a sample from the round trips read before and after it, or None
+    when they differ (the host moved a vCPU during the sample) or either is out of range."""
+    def one(ns):
+        for name, lo, hi in PLACEMENTS:
+            if ns is not None and lo <= ns < hi:
+                return name
+        return None
+
+    a, b = one(before_ns), one(after_ns)
+    return a if a is not None and a == b else None
+
+
+def samples_by_placement(row):
+    """{placement: [seconds per call, ...]} over all of ``row``'s rounds (``rounds_samples_s``
+    and ``rounds_roundtrip_ns`` after ``merge_rounds``, else its own samples); {} when its
+    samples carry no round trips."""
+    samples = row.get("rounds_samples_s") or [row.get("samples_s")]
+    readings = row.get("rounds_roundtrip_ns") or [row.get("samples_roundtrip_ns")]
+    out = {}
+    for s, rt in zip(samples, readings):
+        if not s or not rt or len(rt) != len(s) + 1:
+            continue
+        for i, t in enumerate(s):
+            p = placement_of(rt[i], rt[i + 1])
+            if p is not None:
+                out.setdefault(p, []).append(t)
+    return out
+
+
+MIN_PLACED = 3  # samples of each library that a placement needs to be compared in
+
+
+def placement_ratios(slow, fast):
+    """slow's time over fast's within each placement class that both were measured in, at
+    least MIN_PLACED samples each: {placement: ratio of the two medians}."""
+    a, b = samples_by_placement(slow), samples_by_placement(fast)
+    return {p: statistics.median(a[p]) / statistics.median(b[p])
+            for p, _, _ in PLACEMENTS
+            if len(a.get(p, ())) >= MIN_PLACED and len(b.get(p, ())) >= MIN_PLACED}
+
+
+ONE_CORE = PLACEMENTS[0][0]  # both threads on one physical core: no second core to scale to
+
+
+def two_core_median_s(row):
+    """The median seconds per call over ``row``'s samples taken while its two threads ran on
+    two physical cores (any placement but ONE_CORE), or None with fewer than MIN_PLACED."""
+    by = samples_by_placement(row)
+    two = [t for p, ts in by.items() if p != ONE_CORE for t in ts]
+    return statistics.median(two) if len(two) >= MIN_PLACED else None
+
+
+def roundtrip_probe():
+    """``fastdense._roundtrip.core_roundtrip_ns`` (cpp/probes/roundtrip.cpp), loaded from the
+    installed package's folder without importing the package, so that a peer's process does
+    not load fastdense's core and its OpenMP runtime; None when the module is not there or
+    this process has fewer than two CPUs."""
+    import importlib.machinery
+    import importlib.util
+
+    if len(os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else ()) < 2:
+        return None
+    spec = importlib.util.find_spec("fastdense")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "_roundtrip" + suffix)
+            if os.path.exists(path):
+                mspec = importlib.util.spec_from_file_location("_roundtrip", path)
+                module = importlib.util.module_from_spec(mspec)
+                mspec.loader.exec_module(module)
+                return module.core_roundtrip_ns
+    return None
 
 
 # --------------------------------------------------------------------------- weights and data

@@ -60,10 +60,12 @@ def run(spec):
 def _run_shape(spec, M, K, N):
     lib, t = spec["lib"], spec["threads"]
     fns, version = _callables(lib, M, K, N, t)
+    # Two threads: where the host ran them, around every sample (common.PLACEMENTS).
+    roundtrip = common.roundtrip_probe() if t == 2 else None
     rows = []
     for form in common.GEMM_FORMS:
         m = common.measure(fns[form], repeats=spec["repeats"], min_sample_s=spec["min_sample_s"],
-                           warmup_s=spec["warmup_s"])
+                           warmup_s=spec["warmup_s"], roundtrip=roundtrip)
         flops = 2.0 * M * K * N
         rows.append(dict(
             group="gemm", case=f"{form} {common.gemm_label(M, K, N)}", form=form,

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -139,6 +140,9 @@ def merge_rounds(rounds):
             ranked = sorted(rs, key=lambda r: r["median_s"])
             pick = dict(ranked[(len(ranked) - 1) // 2])
             pick["rounds_median_s"] = [r["median_s"] for r in rs]
+            pick["rounds_samples_s"] = [r.get("samples_s") for r in rs]
+            if any("samples_roundtrip_ns" in r for r in rs):  # every round's, for placements
+                pick["rounds_roundtrip_ns"] = [r.get("samples_roundtrip_ns") for r in rs]
         else:
             pick = dict(max(rs, key=lambda r: r.get("gflops_max") or 0.0))
             pick["rounds_gflops_max"] = [r.get("gflops_max") for r in rs]
@@ -248,9 +252,20 @@ def derive(rows):
             p = index.get((r["group"], r["case"], peer, r["threads"]))
             if p:
                 r["ratio"][peer] = common.paired_ratio(p, r)
+                by_place = common.placement_ratios(p, r)
+                if by_place:
+                    r.setdefault("ratio_by_placement", {})[peer] = by_place
         one = index.get((r["group"], r["case"], "fastdense", 1))
         if one and r["threads"] != 1:
             r["scaling_vs_1t"] = common.paired_ratio(one, r)
+            two = common.two_core_median_s(r)
+            if two is not None:  # the 1-thread samples of all rounds against these
+                ones = [t for s in (one.get("rounds_samples_s") or [one["samples_s"]]) for t in s]
+                r["scaling_two_cores"] = statistics.median(ones) / two
+        if r["threads"] == 2 and r.get("peak_ref_gflops"):
+            two = common.two_core_median_s(r)
+            if two is not None:
+                r["pct_peak_two_cores"] = 100.0 * r["flops"] / two / 1e9 / r["peak_ref_gflops"]
     return peak
 
 

@@ -202,8 +202,10 @@ def _run_config(spec, name):
     w0 = common.init_weights(sizes)
     x, y = common.step_batch(sizes, m)
     fn, sync, version = BUILDERS[lib](sizes, m, w0, x, y, t)
+    # Two threads: where the host ran them, around every sample (common.PLACEMENTS).
+    roundtrip = common.roundtrip_probe() if t == 2 else None
     res = common.measure(fn, repeats=spec["repeats"], min_sample_s=spec["min_sample_s"],
-                         warmup_s=spec["warmup_s"], sync=sync)
+                         warmup_s=spec["warmup_s"], sync=sync, roundtrip=roundtrip)
     last = fn()
     if sync:
         sync(last)

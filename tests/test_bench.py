@@ -232,3 +232,157 @@ def test_ratios_over_rounds_are_the_median_of_each_rounds_ratio():
     peer = _row("gemm", "X·W 512³", "numpy", 1, 3.0)
     derive([single, peer])
     assert single["ratio"]["numpy"] == pytest.approx(1.5)
+
+
+# --------------------------------------------------------------------------- placements
+
+
+def _placed_row(group, case, lib, threads, rounds, **kw):
+    """A merged row whose rounds are lists of (seconds, round trip before, round trip after);
+    consecutive samples share a reading, as ``measure`` takes them."""
+    samples = [[s for s, _, _ in r] for r in rounds]
+    readings = [[r[0][1]] + [after for _, _, after in r] for r in rounds]
+    for r, rt in zip(rounds, readings):  # the fixture's own consistency
+        assert all(rt[i] == r[i][1] for i in range(len(r)))
+    meds = [sorted(s)[len(s) // 2] for s in samples]
+    return _row(group, case, lib, threads, sorted(meds)[len(meds) // 2], rounds_median_s=meds,
+                rounds_samples_s=samples, rounds_roundtrip_ns=readings, **kw)
+
+
+def test_samples_are_placed_by_the_round_trips_around_them():
+    """A sample belongs to a placement only when the readings before and after it agree; a
+    reading that waited on the scheduler (above the last class) or is NaN places nothing."""
+    from bench import common
+
+    assert common.placement_of(70.0, 75.0) == "one core"
+    assert common.placement_of(100.0, 240.0) == "one core complex"
+    assert common.placement_of(450.0, 380.0) == "two core complexes"
+    assert common.placement_of(100.0, 450.0) is None  # moved during the sample
+    assert common.placement_of(7e6, 7e6) is None
+    assert common.placement_of(float("nan"), 100.0) is None
+    row = _placed_row("step", "c", "fastdense", 2,
+                      [[(1.0, 100, 110), (2.0, 110, 450), (3.0, 450, 460)],
+                       [(4.0, 70, 72)]])
+    assert common.samples_by_placement(row) == {
+        "one core complex": [1.0], "two core complexes": [3.0], "one core": [4.0]}
+    # one round, unmerged: the row's own samples
+    one = dict(samples_s=[1.0, 2.0], samples_roundtrip_ns=[100, 120, 500])
+    assert common.samples_by_placement(one) == {"one core complex": [1.0]}
+    assert common.samples_by_placement(dict(samples_s=[1.0])) == {}
+
+
+def test_a_step_is_compared_with_its_peer_within_the_same_placement():
+    """fastdense measured while the host kept its threads far apart against a peer measured
+    while they were close: the rounds' ratio (1.5x) compares the placements. Within each
+    placement both were measured in, the ratios are 2.0x and 2.2x, and the bar takes the lower
+    one; a placement with fewer than MIN_PLACED samples of either library is left out."""
+    from bench.report import Rows, bar, markdown, step_ratio
+    from bench.runner import derive
+
+    near, far = (100, 120), (450, 470)
+    name = "784-100-10 b100"
+
+    def rounds(times_near, times_far, n_far):
+        # one round in each placement, n_far samples in the far one
+        return [[(t, near[0], near[1]) if i == 0 else (t, near[1], near[1])
+                 for i, t in enumerate(times_near)],
+                [(t, far[0], far[1]) if i == 0 else (t, far[1], far[1])
+                 for i, t in enumerate(times_far[:n_far])]]
+
+    fd = _placed_row("step", name, "fastdense", 2,
+                     rounds([300e-6] * 5, [400e-6] * 5, 5), flops=32e6, gflops=1.0,
+                     samples_per_s=1.0)
+    jax = _placed_row("step", name, "jax", 2, rounds([600e-6] * 5, [880e-6] * 5, 5))
+    torch = _placed_row("step", name, "torch", 2, rounds([1.2e-3] * 5, [1.6e-3] * 5, 2))
+    # the rounds' medians as a run can meet them: fd far 400 us, jax near 600 us
+    fd["rounds_median_s"], jax["rounds_median_s"] = [400e-6, 400e-6], [600e-6, 600e-6]
+    derive([fd, jax, torch])
+    assert fd["ratio"]["jax"] == pytest.approx(1.5)
+    assert fd["ratio_by_placement"]["jax"] == {
+        "one core complex": pytest.approx(2.0), "two core complexes": pytest.approx(2.2)}
+    assert fd["ratio_by_placement"]["torch"] == {"one core complex": pytest.approx(4.0)}
+    assert step_ratio(fd, "jax")[0] == pytest.approx(2.0)
+    R = Rows([fd, jax, torch])
+    row = next(b for b in bar(R, {}) if b[0].startswith(f"step {name}"))
+    assert "2.00× jax in the same placement" in row[2] and "all samples 1.50×" in row[2]
+    assert row[3] == "**PASS**"  # 2.0 >= 2 and 4.0 >= 3
+    jax["rounds_samples_s"][0] = [500e-6] * 5  # near: 500 / 300 = 1.67x
+    derive([fd, jax, torch])
+    assert step_ratio(fd, "jax")[0] == pytest.approx(500 / 300)
+    row = next(b for b in bar(Rows([fd, jax, torch]), {}) if b[0].startswith(f"step {name}"))
+    assert row[3] == "**FAIL**"
+    report = markdown({"context": {"threads": [2]}, "rows": [fd, jax, torch]})
+    assert "## Where the two threads ran" in report
+    assert f"| {name} | jax | – | 500.0 µs (5) | 880.0 µs (5) | one core complex: 1.67×, " \
+           "two core complexes: 2.20× |" in report
+
+
+def test_scaling_and_peak_share_leave_out_samples_on_one_core():
+    """Samples taken while the host ran both threads on one physical core do not count for the
+    2-thread scaling or a step's share of the 2-thread peak, where enough others exist."""
+    from bench.report import Rows, bar
+    from bench.runner import derive
+
+    one_t = _row("gemm", "X·W 1024³", "fastdense", 1, 2.0, shape=[1024] * 3, square=True,
+                 flops=2.0 * 1024**3, gflops=1.0, rounds_median_s=[2.0, 2.0],
+                 rounds_samples_s=[[2.0] * 3, [2.0] * 3])
+    two_t = _placed_row("gemm", "X·W 1024³", "fastdense", 2,
+                        [[(1.05, 100, 100)] * 3, [(2.0, 70, 70)] * 3],
+                        shape=[1024] * 3, square=True, flops=2.0 * 1024**3, gflops=1.0)
+    peak2 = dict(group="peak", case="FMA peak 2T", lib="fastdense", threads=2, probe="fma",
+                 gflops=190.0, gflops_max=200.0)
+    flops = 2.448e9
+    step = _placed_row("step", "784-1024-1024-10 b256", "fastdense", 2,
+                       [[(flops / 160e9, 400, 400)] * 3, [(flops / 100e9, 68, 68)] * 3],
+                       flops=flops, gflops=flops / (flops / 100e9) / 1e9)
+    derive([one_t, two_t, peak2, step])
+    # the rounds' own ratios, 1.90x on two cores and 1.0x on one: their median
+    assert two_t["scaling_vs_1t"] == pytest.approx((2.0 / 1.05 + 1.0) / 2)
+    assert two_t["scaling_two_cores"] == pytest.approx(2.0 / 1.05)
+    assert step["pct_peak"] == pytest.approx(50.0)  # the median round, on one core
+    assert step["pct_peak_two_cores"] == pytest.approx(80.0)
+    row = next(b for b in bar(Rows([one_t, two_t]), {}) if b[0].startswith("GEMM 2 threads"))
+    assert "min 1.90× (X·W 1024³) over the samples with two cores" in row[2]
+    assert row[3] == "**PASS**"
+    # fewer than MIN_PLACED samples on two cores: all samples count
+    two_t["rounds_samples_s"][0] = [1.05]
+    two_t["rounds_roundtrip_ns"][0] = [100, 100]
+    del two_t["scaling_two_cores"]
+    derive([one_t, two_t])
+    assert "scaling_two_cores" not in two_t
+
+
+def test_the_roundtrip_probe_measures_two_cpus_or_says_why_not():
+    """``fastdense._roundtrip.core_roundtrip_ns``: a finite positive round trip on two CPUs,
+    a ValueError on one, on bad arguments as well."""
+    from bench import common
+
+    code = (
+        "import os, math\n"
+        "from fastdense import _roundtrip as r\n"
+        "cpus = sorted(os.sched_getaffinity(0))\n"
+        "if len(cpus) >= 2:\n"
+        "    os.sched_setaffinity(0, cpus[:2])\n"
+        "    v = r.core_roundtrip_ns(200)\n"
+        "    assert math.isfinite(v) and 0 < v < 1e6, v\n"
+        "for bad in ({'round_trips': 99}, {'max_seconds': 0.0}, {'max_seconds': float('nan')}):\n"
+        "    try:\n"
+        "        r.core_roundtrip_ns(**bad)\n"
+        "        raise SystemExit(f'accepted {bad}')\n"
+        "    except ValueError:\n"
+        "        pass\n"
+        "os.sched_setaffinity(0, cpus[:1])\n"
+        "try:\n"
+        "    r.core_roundtrip_ns()\n"
+        "    raise SystemExit('ran on one CPU')\n"
+        "except ValueError as e:\n"
+        "    assert 'needs two CPUs' in str(e)\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+    # measure() reads it before every sample and after the last
+    calls = []
+    res = common.measure(lambda: None, repeats=3, min_sample_s=0.001, warmup_s=0.001,
+                         roundtrip=lambda: calls.append(1) or 100.0 + len(calls))
+    assert res["samples_roundtrip_ns"] == [101.0, 102.0, 103.0, 104.0]
