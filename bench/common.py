@@ -6,6 +6,7 @@ worker before numpy, torch or jax is loaded.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import resource
@@ -265,10 +266,11 @@ def two_core_median_s(row):
     return statistics.median(two) if len(two) >= MIN_PLACED else None
 
 
+@functools.lru_cache(maxsize=None)
 def roundtrip_probe():
-    """``fastdense._roundtrip.core_roundtrip_ns`` (cpp/probes/roundtrip.cpp), loaded from the
-    installed package's folder without importing the package, so that a peer's process does
-    not load fastdense's core and its OpenMP runtime; None when the module is not there or
+    """``fastdense._roundtrip.core_roundtrip_ns`` (cpp/probes/roundtrip.cpp), loaded once from
+    the installed package's folder without importing the package, so that a peer's process
+    does not load fastdense's core and its OpenMP runtime; None when the module is not there or
     this process has fewer than two CPUs."""
     import importlib.machinery
     import importlib.util

@@ -14,8 +14,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.common import (GEMM_FORMS, GEMM_SMALL, PLACEMENTS, STEP_CONFIGS, paired_ratio,
-                          samples_by_placement)
+from bench.common import (GEMM_FORMS, GEMM_SMALL, ONE_CORE, PLACEMENTS, STEP_CONFIGS,
+                          paired_ratio, samples_by_placement)
 
 PEERS = ["numpy", "torch", "jax"]
 
@@ -96,13 +96,16 @@ _STEP_BAR = [
 
 def step_ratio(r, peer):
     """A 2-thread step row's ratio to ``peer`` as the bar reads it: (ratio, {placement:
-    ratio}). Where both libraries were measured in a common placement of the two threads
-    (common.PLACEMENTS), the lowest of those placements' ratios: a fastdense case timed while
-    its threads were far apart against a peer's timed while they were close (or the other way
-    round) compares the host's placements, not the libraries. Elsewhere the rounds' median
-    ratio, and {}."""
+    ratio}). Where both libraries were measured in a common placement of the two threads on
+    two physical cores (common.PLACEMENTS but ONE_CORE), the lowest of those placements'
+    ratios: a fastdense case timed while its threads were far apart against a peer's timed
+    while they were close (or the other way round) compares the host's placements, not the
+    libraries. Samples the host ran on one core are no 2-thread measurement, as for the
+    scaling row (the placement table still shows them). Elsewhere the rounds' median ratio,
+    and {}."""
     v = r.get("ratio", {}).get(peer)
-    by_place = r.get("ratio_by_placement", {}).get(peer) or {}
+    by_place = {p: x for p, x in (r.get("ratio_by_placement", {}).get(peer) or {}).items()
+                if p != ONE_CORE}
     if v is None:
         return None
     if by_place:
@@ -545,7 +548,9 @@ def markdown(data, plots=()):
               + "). A sample counts for a placement when the readings before and after it fall "
               "in the same one. Medians over all rounds' samples (count in brackets); the bar "
               "compares fastdense with a peer within each placement both were measured in, at "
-              "least 3 samples each, and takes the lowest of those ratios.", ""]
+              "least 3 samples each, and takes the lowest of those ratios over the placements with two "
+              "physical cores (samples on one core are no 2-thread measurement; they are left "
+              "out of the scaling and the peak share too).", ""]
         body = []
         for name, lib, by in placed:
             row = [name, lib]
