@@ -192,8 +192,8 @@ def measure(fn, *, repeats, min_sample_s=0.05, warmup_s=0.1, sync=None, roundtri
         "cpu_util": util,
         "foreign_load": foreign,
     }
-    if roundtrip:
-        out["samples_roundtrip_ns"] = readings
+    if roundtrip:  # (a reading that found no fast chunk is NaN: None keeps the JSON standard)
+        out["samples_roundtrip_ns"] = [v if v == v else None for v in readings]
     return out
 
 

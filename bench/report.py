@@ -14,8 +14,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.common import (GEMM_FORMS, GEMM_SMALL, ONE_CORE, PLACEMENTS, STEP_CONFIGS,
-                          paired_ratio, samples_by_placement)
+from bench.common import (GEMM_FORMS, GEMM_SMALL, MIN_PLACED, ONE_CORE, PLACEMENTS,
+                          STEP_CONFIGS, paired_ratio, samples_by_placement)
 
 PEERS = ["numpy", "torch", "jax"]
 
@@ -168,8 +168,8 @@ def bar(R, ctx):
         w = min(sc, key=scaling)
         text = f"min {scaling(w):.2f}× ({w['case']})"
         if "scaling_two_cores" in w:
-            text += (f" over the samples with two cores (all samples: min "
-                     f"{min(r['scaling_vs_1t'] for r in sc):.2f}×)")
+            text += (f" over the samples with two cores, pooled over the rounds (the rounds' own "
+                     f"ratios: min {min(r['scaling_vs_1t'] for r in sc):.2f}×)")
         out.append(("GEMM 2 threads, ≥ 512, 3 forms", "≥ 1.85× own 1-thread", text,
                     _status(scaling(w) >= 1.85)))
     else:
@@ -193,7 +193,7 @@ def bar(R, ctx):
             placed = step_ratio(r, peer)
             if placed is not None and placed[1]:
                 parts.append(f"{placed[0]:.2f}× {peer} in the same placement "
-                             f"({_placed(placed[1])}; all samples {v:.2f}×)")
+                             f"({_placed(placed[1])}; the rounds' ratio {v:.2f}×)")
                 ok &= placed[0] >= need
             else:
                 parts.append(f"{v:.2f}× {peer}")
@@ -202,7 +202,7 @@ def bar(R, ctx):
             v = step_pct_peak(r)
             parts.append(f"{v:.0f}% peak" if v is not None else "peak ?")
             if v is not None and "pct_peak_two_cores" in r:
-                parts[-1] += f" with two cores (all samples {r['pct_peak']:.0f}%)"
+                parts[-1] += f" with two cores (the median round {r['pct_peak']:.0f}%)"
             ok &= (v or 0) >= pct
         out.append((f"step {name}, 2 threads", target, "; ".join(parts),
                     _status(ok, (", ".join(missing) + " not measured") if missing else None)))
@@ -309,7 +309,8 @@ def gaps(R, ctx):
             a, b = (one or {}).get("rounds_median_s"), r.get("rounds_median_s")
             text = f"{r['case']} {scaling(r):.3f}×"
             if "scaling_two_cores" in r:
-                text += f" with two cores, {r['scaling_vs_1t']:.3f}× over all samples"
+                text += (f" with two cores (samples pooled over the rounds), "
+                         f"{r['scaling_vs_1t']:.3f}× as the median of the rounds' ratios")
             if a and b and len(a) == len(b) > 1:
                 text += " (rounds: " + ", ".join(f"{x / y:.2f}×" for x, y in zip(a, b)) + ")"
             by = samples_by_placement(r)
@@ -548,9 +549,10 @@ def markdown(data, plots=()):
               + "). A sample counts for a placement when the readings before and after it fall "
               "in the same one. Medians over all rounds' samples (count in brackets); the bar "
               "compares fastdense with a peer within each placement both were measured in, at "
-              "least 3 samples each, and takes the lowest of those ratios over the placements with two "
-              "physical cores (samples on one core are no 2-thread measurement; they are left "
-              "out of the scaling and the peak share too).", ""]
+              f"least {MIN_PLACED} samples each (the ratio of those two medians), and takes the "
+              "lowest of those ratios over the placements with two physical cores (samples on "
+              "one core are no 2-thread measurement; they are left out of the scaling and the "
+              "peak share too).", ""]
         body = []
         for name, lib, by in placed:
             row = [name, lib]

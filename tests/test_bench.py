@@ -310,7 +310,7 @@ def test_a_step_is_compared_with_its_peer_within_the_same_placement():
     assert step_ratio(fd, "jax")[0] == pytest.approx(2.0)
     R = Rows([fd, jax, torch])
     row = next(b for b in bar(R, {}) if b[0].startswith(f"step {name}"))
-    assert "2.00× jax in the same placement" in row[2] and "all samples 1.50×" in row[2]
+    assert "2.00× jax in the same placement" in row[2] and "the rounds' ratio 1.50×" in row[2]
     assert row[3] == "**PASS**"  # 2.0 >= 2 and 4.0 >= 3
     jax["rounds_samples_s"][0] = [500e-6] * 5  # near: 500 / 300 = 1.67x
     derive([fd, jax, torch])
@@ -359,19 +359,26 @@ def test_scaling_and_peak_share_leave_out_samples_on_one_core():
 
 
 def test_the_roundtrip_probe_measures_two_cpus_or_says_why_not():
-    """``fastdense._roundtrip.core_roundtrip_ns``: a finite positive round trip on two CPUs,
-    a ValueError on one, on bad arguments as well."""
+    """``fastdense._roundtrip.core_roundtrip_ns``, loaded by the suite without the package: a
+    finite positive round trip on two CPUs, the caller's CPU mask restored; a ValueError on
+    one CPU and on bad arguments."""
     from bench import common
 
     code = (
-        "import os, math\n"
-        "from fastdense import _roundtrip as r\n"
+        "import os, math, sys\n"
+        "from bench import common\n"
         "cpus = sorted(os.sched_getaffinity(0))\n"
         "if len(cpus) >= 2:\n"
         "    os.sched_setaffinity(0, cpus[:2])\n"
-        "    v = r.core_roundtrip_ns(200)\n"
+        "    probe = common.roundtrip_probe()\n"
+        "    assert probe is not None and 'fastdense' not in sys.modules  # loaded by file\n"
+        "    v = probe(200)\n"
         "    assert math.isfinite(v) and 0 < v < 1e6, v\n"
-        "for bad in ({'round_trips': 99}, {'max_seconds': 0.0}, {'max_seconds': float('nan')}):\n"
+        "    assert os.sched_getaffinity(0) == set(cpus[:2])  # the caller's mask is back\n"
+
+        "from fastdense import _roundtrip as r\n"
+        "for bad in ({'round_trips': 99}, {'round_trips': 10**10}, {'max_seconds': 0.0},\n"
+        "            {'max_seconds': float('nan')}):\n"
         "    try:\n"
         "        r.core_roundtrip_ns(**bad)\n"
         "        raise SystemExit(f'accepted {bad}')\n"
@@ -385,10 +392,14 @@ def test_the_roundtrip_probe_measures_two_cpus_or_says_why_not():
         "    assert 'needs two CPUs' in str(e)\n"
         "print('ok')\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=ROOT)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
     # measure() reads it before every sample and after the last
     calls = []
     res = common.measure(lambda: None, repeats=3, min_sample_s=0.001, warmup_s=0.001,
                          roundtrip=lambda: calls.append(1) or 100.0 + len(calls))
     assert res["samples_roundtrip_ns"] == [101.0, 102.0, 103.0, 104.0]
+    res = common.measure(lambda: None, repeats=1, min_sample_s=0.001, warmup_s=0.001,
+                         roundtrip=lambda: float("nan"))
+    assert res["samples_roundtrip_ns"] == [None, None]  # standard JSON

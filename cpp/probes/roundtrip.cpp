@@ -46,24 +46,22 @@ int usable_cpus() {
 // On Linux, the calling thread stays on the CPU it is on and the second thread goes to
 // another CPU of the process's mask for the duration of the probe (left to the scheduler, a
 // new thread may first queue behind the caller on the caller's own CPU, where no round trip
-// can happen until it moves); the caller's mask is restored afterwards. Elsewhere, nothing.
+// can happen until it moves); the caller's mask is restored afterwards. The caller is pinned
+// only once the second thread exists (a thread starts with its creator's mask, and one
+// started on the caller's CPU would wait there for the spinning caller's time slice to end
+// before it could move). Elsewhere, nothing.
 class Placement {
   public:
     Placement() {
 #ifdef __linux__
         if (pthread_getaffinity_np(pthread_self(), sizeof saved_, &saved_) != 0) return;
-        const int here = sched_getcpu();
-        if (here < 0 || !CPU_ISSET(here, &saved_)) return;
+        here_ = sched_getcpu();
+        if (here_ < 0 || !CPU_ISSET(here_, &saved_)) return;
         for (int c = 0; c < CPU_SETSIZE; ++c)
-            if (c != here && CPU_ISSET(c, &saved_)) {
+            if (c != here_ && CPU_ISSET(c, &saved_)) {
                 other_ = c;
                 break;
             }
-        if (other_ < 0) return;
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(here, &one);
-        pinned_ = pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
 #endif
     }
     ~Placement() {
@@ -74,22 +72,29 @@ class Placement {
     Placement(const Placement&) = delete;
     Placement& operator=(const Placement&) = delete;
     // Called by the second thread first thing.
-    void second_thread() const {
-#ifdef __linux__
-        if (other_ < 0) return;
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(other_, &one);
-        pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-#endif
-    }
+    void second_thread() const { pin(other_); }
+    // Called by the caller once the second thread has been created.
+    void caller() { pinned_ = pin(here_); }
 
   private:
+    bool pin(int cpu) const {
+#ifdef __linux__
+        if (other_ < 0) return false;  // (no second CPU: leave both to the scheduler)
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+#else
+        (void)cpu;
+        return false;
+#endif
+    }
 #ifdef __linux__
     cpu_set_t saved_;
+    int here_ = -1;
     int other_ = -1;
-    bool pinned_ = false;
 #endif
+    bool pinned_ = false;
 };
 
 // The fastest chunk of `per_chunk` round trips, in nanoseconds per round trip, over at most
@@ -109,7 +114,7 @@ double fastest_chunk_ns(int64_t warmup, int64_t chunks, int64_t per_chunk, doubl
     Line line;
     alignas(64) std::atomic<bool> stop{false};
     const int64_t total = warmup + chunks * per_chunk;
-    const Placement placement;
+    Placement placement;
     std::thread other([&] {
         placement.second_thread();
         for (int64_t i = 0; i < total; ++i) {
@@ -119,6 +124,7 @@ double fastest_chunk_ns(int64_t warmup, int64_t chunks, int64_t per_chunk, doubl
             line.count.store(ask + 1, std::memory_order_release);
         }
     });
+    placement.caller();
     const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(max_seconds));
     int64_t done = 0;
@@ -146,8 +152,8 @@ double fastest_chunk_ns(int64_t warmup, int64_t chunks, int64_t per_chunk, doubl
 }
 
 double core_roundtrip_ns(int64_t round_trips, double max_seconds) {
-    if (round_trips < 100)
-        throw py::value_error("core_roundtrip_ns: round_trips must be at least 100, got " +
+    if (round_trips < 100 || round_trips > 1000000000)
+        throw py::value_error("core_roundtrip_ns: round_trips must be in [100, 1e9], got " +
                               std::to_string(round_trips));
     if (!(max_seconds > 0.0 && max_seconds <= 60.0))
         throw py::value_error("core_roundtrip_ns: max_seconds must be in (0, 60], got " +
