@@ -204,7 +204,11 @@ def measure(fn, *, repeats, min_sample_s=0.05, warmup_s=0.1, sync=None, roundtri
 # of two complexes. A cache line's round trip between the two threads tells which (on a 2-vCPU
 # Zen 3 guest: ~70 ns, 90-170 ns, 380-550 ns), and each library's 2-thread step is slower in
 # the far placements (784-100-10 b100: fastdense 314 vs 381 us, JAX 643 vs 775 us, torch 1.06
-# vs 1.36 ms; docs/benchmarks.md). The classes, by round trip in ns: [low, high).
+# vs 1.36 ms; docs/benchmarks.md). The classes, by round trip in ns: [low, high). They are
+# this guest's: there the 2-thread FMA probe read the 1-thread peak below 80 ns, which is
+# what makes that class one core. Elsewhere (bare metal, where two cores of one complex may
+# answer in less) check them against that probe before trusting the one-core class; when a
+# run has too few samples outside it, the bar falls back to all samples.
 PLACEMENTS = [
     ("one core", 0.0, 80.0),
     ("one core complex", 80.0, 250.0),
