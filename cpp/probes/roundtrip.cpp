@@ -5,8 +5,9 @@
 // written by both threads and read by one, weights updated by one and read by both, the
 // barriers). On a virtual machine the host may run the two vCPUs on cores that share a cache
 // or on cores of different dies, and move them while the guest runs: on a 2-vCPU Zen 3 guest
-// the round trip was 100-170 ns in some minutes and 450-550 ns in others, and every library's
-// 784-100-10 batch-100 step was about 1.2x slower in the far minutes (docs/benchmarks.md).
+// the round trip was about 70 ns (both vCPUs on one core), 90-170 ns (one core complex) or
+// 380-550 ns (two), and every library's 784-100-10 batch-100 step was about 1.2x slower with
+// two complexes than with one (docs/benchmarks.md).
 // The benchmark suite records this probe around every 2-thread sample so that libraries are
 // compared in the same placement.
 //
