@@ -230,11 +230,17 @@ def placement_of(before_ns, after_ns):
     return a if a is not None and a == b else None
 
 
+def samples_over_rounds(row):
+    """``row``'s samples, one list per round (``rounds_samples_s`` after ``merge_rounds``,
+    else its own ``samples_s``)."""
+    return row.get("rounds_samples_s") or [row.get("samples_s")]
+
+
 def samples_by_placement(row):
-    """{placement: [seconds per call, ...]} over all of ``row``'s rounds (``rounds_samples_s``
-    and ``rounds_roundtrip_ns`` after ``merge_rounds``, else its own samples); {} when its
+    """{placement: [seconds per call, ...]} over all of ``row``'s rounds (with
+    ``rounds_roundtrip_ns`` after ``merge_rounds``, else its own readings); {} when its
     samples carry no round trips."""
-    samples = row.get("rounds_samples_s") or [row.get("samples_s")]
+    samples = samples_over_rounds(row)
     readings = row.get("rounds_roundtrip_ns") or [row.get("samples_roundtrip_ns")]
     out = {}
     for s, rt in zip(samples, readings):

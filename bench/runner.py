@@ -258,13 +258,12 @@ def derive(rows):
         one = index.get((r["group"], r["case"], "fastdense", 1))
         if one and r["threads"] != 1:
             r["scaling_vs_1t"] = common.paired_ratio(one, r)
-            two = common.two_core_median_s(r)
-            if two is not None:  # the 1-thread samples of all rounds against these
-                ones = [t for s in (one.get("rounds_samples_s") or [one["samples_s"]]) for t in s]
+        two = common.two_core_median_s(r) if r["threads"] == 2 else None
+        if two is not None:
+            if one:  # the 1-thread samples of all rounds against these
+                ones = [t for s in common.samples_over_rounds(one) for t in s]
                 r["scaling_two_cores"] = statistics.median(ones) / two
-        if r["threads"] == 2 and r.get("peak_ref_gflops"):
-            two = common.two_core_median_s(r)
-            if two is not None:
+            if r.get("peak_ref_gflops"):
                 r["pct_peak_two_cores"] = 100.0 * r["flops"] / two / 1e9 / r["peak_ref_gflops"]
     return peak
 

@@ -126,10 +126,9 @@ void set_num_threads(int n);
 // kColumnShareOne of the column panels, and reports both parts' times afterwards with
 // record_column_split. On a shared host one core runs slower for up to ~100 ms at a time (a
 // busy sibling hyperthread on the host: chains of FMAs through memory 1.4-1.6x slower in a
-// probe on a Zen 3 guest; or the host runs both vCPUs on one core: docs/benchmarks.md), and
-// a fixed half made the other core wait for it: the next call gives each part work in
-// proportion to the rates the last one measured, or halves where the rates were within
-// kColumnShareBand of equal.
+// probe on a Zen 3 guest, docs/benchmarks.md), and a fixed half made the other core wait for
+// it: the next call gives each part work in proportion to the rates the last one measured,
+// or halves where the rates were within kColumnShareBand of equal.
 // The share stays within [kColumnShareMin, kColumnShareOne - kColumnShareMin]. Which thread
 // computes a column never changes its bits. (Process-wide: it follows the cores' speeds,
 // not a shape.)
