@@ -23,6 +23,30 @@ PEERS = ["numpy", "torch", "jax"]
 # --------------------------------------------------------------------------- formatting
 
 
+
+# The fused step's phases (MLPTrainer.phase_seconds): (label, seconds per step) in step order.
+def _phases(ph):
+    L = len(ph["forward"])
+    out = [(f"forward {l + 1}", ph["forward"][l]) for l in range(L)]
+    out.append(("loss", ph["loss"]))
+    for l in range(L - 1, -1, -1):
+        what = "weight gradient" if l == 0 else "input and weight gradients"
+        out.append((f"backward {l + 1}: {what}" + (", update" if not ph["update"] else ""),
+                    ph["backward"][l]))
+    if ph["update"]:
+        out.append(("clipping and the update", ph["update"]))
+    return out
+
+
+def _split_text(ph):
+    """The second thread's part of a layer-2 backward that ran on two threads, or ""."""
+    if not ph.get("split_steps"):
+        return ""
+    return (f" (backward 2 on two threads in {ph['split_steps']} of them: the second thread "
+            f"waited {_t(ph['split_wait'])} for the loss, then ran the input gradient in "
+            f"{_t(ph['split_input_gradient'])})")
+
+
 def _t(s):
     """Seconds in a readable unit."""
     if s is None:
@@ -379,6 +403,11 @@ def gaps(R, ctx):
         prof = R.get("profile", name, "fastdense", 2)
         if prof:
             text += f" Profile (same run): Python and binding {_t(prof['overhead_s'])} per step"
+            ph = prof.get("phases")
+            if ph and ph.get("steps"):
+                top = sorted(_phases(ph), key=lambda p: -p[1])[:3]
+                text += (f"; inside the one call (wall {_t(ph['wall_s'])} per step), the largest "
+                         + ", ".join(f"{label} {_t(v)}" for label, v in top))
             comps = prof.get("components")
             if comps:
                 top = sorted(comps, key=lambda c: -c["median_s"])[:3]
@@ -585,6 +614,20 @@ def markdown(data, plots=()):
                          f"{_t(r['proxied_step_s'])} / {_t(r['step_median_s'])}", "", ""])
             L += ["", f"**{r['config']}, {r['threads']} thread{'s' if r['threads'] > 1 else ''}**", ""]
             L += _table(["call from Python", "operands", "calls", "time/step", "% step", "GFLOP/s"], body)
+            ph = r.get("phases")
+            if ph and ph.get("steps"):
+                body = [[label, _t(v), _pct(100 * v / ph["wall_s"])] for label, v in _phases(ph)]
+                inside = sum(v for _, v in _phases(ph))
+                body.append(["outside them (Python, binding, the call itself)",
+                             _t(ph["wall_s"] - inside),
+                             _pct(100 * (ph["wall_s"] - inside) / ph["wall_s"])])
+                body.append(["step (wall, the same steps)", _t(ph["wall_s"]), ""])
+                L += ["", f"Inside the one call (`MLPTrainer.set_phase_timing`, {ph['steps']} "
+                      "steps timed by a clock read between the phases)"
+                      + _split_text(ph) + ":", ""]
+                L += _table(["phase", "time/step", "% step"], body)
+            elif r.get("phases_error"):
+                L += ["", f"(phase timing unavailable: {r['phases_error']})"]
             comps = r.get("components")
             if comps:
                 body = [[c["part"], f"`{c['kernel']}`", _trange(c),

@@ -7,6 +7,10 @@ minus the time inside the kernel calls: the model's Python code, argument checks
 pybind11 crossing (each kernel's own argument checks are inside its call and count as kernel
 time). The proxy itself adds about a microsecond per call, which lands in that overhead row.
 
+``phases`` times the inside of that one call: ``MLPTrainer.set_phase_timing`` makes the C++
+step read a clock between its phases (layer 1's forward, the middle, layer 1's backward with
+the update), and, where the middle runs on two threads, on the second thread too.
+
 Then ``components`` times the step's kernels one by one (forward GEMMs, fused loss, weight
 and input gradients, SGD) on the same shapes, so a fused C++ step can be compared with the
 sum of its parts and each GEMM's GFLOP/s is visible.
@@ -127,6 +131,25 @@ def components(sizes, m, x, y, spec):
     return out
 
 
+def phases(sizes, m, w0, x, y, threads, steps):
+    """Seconds per step of the fused step's phases, timed inside the one C++ call
+    (``MLPTrainer.phase_seconds``), and the wall time per step of the same steps."""
+    from bench.step import _fastdense
+
+    fn, _, _ = _fastdense(sizes, m, w0, x, y, threads)
+    fn()  # builds the fused trainer
+    trainer = fn.model._trainer[1]  # the model's cached MLPTrainer (private, like _core here)
+    trainer.set_phase_timing(True)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    wall = (time.perf_counter() - t0) / steps
+    trainer.set_phase_timing(False)
+    out = dict(trainer.phase_seconds())
+    out["wall_s"] = wall
+    return out
+
+
 def run(spec):
     return {"rows": [_run_config(spec, name) for name in spec["params"]["configs"]]}
 
@@ -184,6 +207,10 @@ def _run_config(spec, name):
         patched_modules=sorted(mod.__name__ for mod in patched), isa=fastdense.active_isa(),
         cpu_util=plain["cpu_util"], foreign_load=plain["foreign_load"],
     )
+    try:
+        row["phases"] = phases(sizes, m, w0, x, y, t, steps)
+    except Exception as e:  # no fused trainer (the API moved): the rest of the profile stands
+        row["phases_error"] = f"{type(e).__name__}: {e}"
     try:
         row["components"] = components(sizes, m, x, y, spec)
         row["components_s"] = sum(c["median_s"] for c in row["components"])

@@ -2,8 +2,9 @@
 // Python composition in model.py, so both paths give bitwise-identical weights.
 #include "fastdense/train_step.h"
 
-#include <cmath>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 
 #include "fastdense/dispatch.h"
@@ -85,6 +86,26 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     const KernelTable& k = kernels();
     const size_t L = layers.size();
     ws.reserve(layers, M);
+    using Clock = std::chrono::steady_clock;
+    const bool timing = ws.timing;
+    auto now = [timing] { return timing ? Clock::now() : Clock::time_point{}; };
+    auto secs = [](Clock::time_point a, Clock::time_point b) {
+        return std::chrono::duration<double>(b - a).count();
+    };
+    StepTimes& st = ws.step_times;  // this step's phases, when timing
+    if (timing) {
+        st.forward.assign(L, 0.0);
+        st.backward.assign(L, 0.0);
+        st.loss = st.update = st.split_wait = st.split_input_gradient = 0.0;
+        st.split_steps = 0;
+    }
+    Clock::time_point mark = now();
+    auto lap = [&](double* into) {  // adds the time since the last lap to *into
+        if (!timing) return;
+        const Clock::time_point t = Clock::now();
+        *into += secs(mark, t);
+        mark = t;
+    };
 
     // Norm clipping needs every gradient before any update; otherwise each layer's update is
     // fused into its weight-gradient GEMM, and its forward may split the threads to match.
@@ -92,6 +113,7 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     auto forward = fuse_update ? k.matmul_forward_train : k.matmul_forward;
     const DenseParams& first = layers[0];
     forward(ws.acts[0].data(), X, first.W, first.b, M, first.in, first.out, first.relu);
+    lap(timing ? &st.forward[0] : nullptr);
 
     const float clip_value =
         sgd.clip == Clip::Value ? static_cast<float>(sgd.clip_threshold) : 0.0f;
@@ -141,6 +163,7 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
             const DenseParams& p = layers[l];
             forward(ws.acts[l].data(), h, p.W, p.b, M, p.in, p.out, p.relu);
             h = ws.acts[l].data();
+            lap(timing ? &st.forward[l] : nullptr);
         }
         const int64_t C = layers[L - 1].out;
         r.loss = k.softmax_xent(ws.losses.data(), ws.grads[L - 1].data(), h, y, M, C,
@@ -152,8 +175,12 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
                 if (z[j] > z[best]) best = j;
             r.correct += best == label_at(y, i);
         }
+        lap(&st.loss);
         if (!std::isfinite(r.loss)) return;
-        for (size_t l = L; l-- > (split ? 2 : 1);) backward(l);
+        for (size_t l = L; l-- > (split ? 2 : 1);) {
+            backward(l);
+            lap(timing ? &st.backward[l] : nullptr);
+        }
     };
     const bool prefetch = next && next->n > 0;
     if (num_threads() >= 2 && L >= 2 && serial_after_first(layers, M) &&
@@ -166,6 +193,7 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
         const bool split = M >= kSplitLastMinRows;
         bool split_ran = false;
         std::atomic<bool> front_done{false};
+        double waited = 0, other = 0;  // the second thread's, when timing
         run_parts(2, [&](int p, int parts) {
             const bool two = split && parts == 2;
             if (p == 0) {
@@ -174,19 +202,47 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
                 front_done.store(true, std::memory_order_release);
                 if (two && std::isfinite(r.loss)) weight_gradient(1);
             } else {
+                const Clock::time_point t0 = now();
                 if (prefetch) prefetch_rows(*next, &front_done);
                 if (!two) return;
                 while (!front_done.load(std::memory_order_acquire)) __builtin_ia32_pause();
+                const Clock::time_point t1 = now();
                 if (std::isfinite(r.loss)) input_gradient(1);
+                waited = secs(t0, t1);
+                other = secs(t1, now());
             }
         });
         if (split_ran && std::isfinite(r.loss) && fuse_update) update_layer(layers[1]);
+        if (timing && split_ran) {
+            lap(&st.backward[1]);  // from the end of the middle on thread 0
+            st.split_steps = 1;
+            st.split_wait = waited;
+            st.split_input_gradient = other;
+        }
     } else {
         middle(false);
     }
     if (!std::isfinite(r.loss)) return r;
     backward(0);
+    lap(timing ? &st.backward[0] : nullptr);
+    // This step's phases, added to the sums once the step has run to its update.
+    auto commit = [&] {
+        if (!timing) return;
+        StepTimes& t = ws.times;
+        if (t.forward.size() != L) t.forward.assign(L, 0.0), t.backward.assign(L, 0.0);
+        for (size_t l = 0; l < L; ++l) {
+            t.forward[l] += st.forward[l];
+            t.backward[l] += st.backward[l];
+        }
+        t.loss += st.loss;
+        t.update += st.update;
+        t.steps += 1;
+        t.split_steps += st.split_steps;
+        t.split_wait += st.split_wait;
+        t.split_input_gradient += st.split_input_gradient;
+    };
     if (fuse_update) {
+        commit();
         r.updated = true;
         return r;
     }
@@ -218,6 +274,8 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
         update(p.W, p.buf_W, p.dW, p.in * p.out);
         if (p.b) update(p.b, p.buf_b, p.db, p.out);
     }
+    lap(&st.update);
+    commit();
     r.updated = true;
     return r;
 }

@@ -53,6 +53,31 @@ def test_bench_runner_writes_json_and_report(tmp_path):
         assert "whole and by part: without the caller's C" in report
 
 
+def test_step_profile_times_the_phases_inside_the_call(tmp_path):
+    """The profile group times the fused step's phases inside its one C++ call
+    (MLPTrainer.set_phase_timing) and the report shows them beside the per-kernel profile."""
+    out = tmp_path / "prof"
+    r = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "profile", "--quick", "--threads", "2",
+         "--repeats", "1", "--retries", "0", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, MPLBACKEND="Agg"),
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = [row for row in json.loads(out.with_suffix(".json").read_text())["rows"]
+            if row["group"] == "profile"]
+    assert rows
+    for row in rows:
+        ph = row["phases"]
+        layers = len(row["sizes"]) - 1
+        assert ph["steps"] > 0 and len(ph["forward"]) == len(ph["backward"]) == layers
+        inside = sum(ph["forward"]) + sum(ph["backward"]) + ph["loss"] + ph["update"]
+        assert 0 < inside <= ph["wall_s"]
+    report = out.with_suffix(".md").read_text()
+    assert report.count("Inside the one call") == len(rows)
+    assert "| backward 1: weight gradient, update |" in report
+
+
 def _row(group, case, lib, threads, median_s, **kw):
     return dict(group=group, case=case, lib=lib, threads=threads, median_s=median_s,
                 min_s=median_s, max_s=median_s, **kw)

@@ -1,6 +1,7 @@
 """Layers, Sequential/MLP, the fused training step, fit/evaluate/predict, save/load."""
 
 import os
+import time
 import zipfile
 
 import numpy as np
@@ -471,6 +472,56 @@ def test_fused_step_skips_the_update_on_a_non_finite_loss():
     for a, b in zip(before, model.parameters()):
         np.testing.assert_array_equal(a, b)
     assert model.optimizer.iterations == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("clip", [None, "clipnorm"])
+def test_fused_step_phase_timing(threads, clip):
+    """MLPTrainer.set_phase_timing: per-layer phases of the one C++ call, counted only for
+    steps that reach the update, inside the wall time of those steps, and without changing
+    a bit of the training. (Batch 32 of 300-64-10: the layer-2 backward runs on two threads.)"""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((32, 300)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+    kw = {"clipnorm": 1.0} if clip else {}
+    old = fastdense.get_num_threads()
+    fastdense.set_num_threads(threads)
+    try:
+        timed = MLP([300, 64, 10], seed=1).compile(lr=0.05, momentum=0.9, **kw)
+        plain = MLP([300, 64, 10], seed=1).compile(lr=0.05, momentum=0.9, **kw)
+        timed.train_step(x, y)
+        plain.train_step(x, y)
+        trainer = timed._fused_trainer(y)
+        trainer.set_phase_timing(True)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            timed.train_step(x, y)
+            plain.train_step(x, y)
+        wall = time.perf_counter() - t0
+        # a non-finite loss: no update, and the step is not counted
+        timed.train_step(np.full_like(x, np.inf), y)
+        ph = trainer.phase_seconds()
+        trainer.set_phase_timing(False)
+        timed.train_step(x, y)
+        plain.train_step(x, y)
+        assert trainer.phase_seconds()["steps"] == 5  # off: no more steps counted
+    finally:
+        fastdense.set_num_threads(old)
+    assert ph["steps"] == 5
+    assert len(ph["forward"]) == len(ph["backward"]) == 2
+    parts = ph["forward"] + ph["backward"] + [ph["loss"]]
+    assert all(v > 0 for v in parts)
+    assert (ph["update"] > 0) == bool(clip)  # the update is separate only with norm clipping
+    assert 5 * (sum(parts) + ph["update"]) <= wall
+    # the layer-2 backward splits over two threads when there are two
+    assert ph["split_steps"] == (5 if threads == 2 else 0)
+    if ph["split_steps"]:
+        assert ph["split_wait"] > 0 and ph["split_input_gradient"] > 0
+        assert ph["split_input_gradient"] <= ph["backward"][1]
+    trainer.set_phase_timing(True)  # resets
+    assert trainer.phase_seconds()["steps"] == 0
+    for a, b in zip(timed.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(a, b)
 
 
 def _assert_same_weights_on_every_isa_and_thread_count(train):

@@ -628,6 +628,39 @@ public:
         });
     }
 
+    // Phase timing of the steps that follow (on: counters reset) or none (off).
+    void set_phase_timing(bool enabled) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ws_.timing = enabled;
+        if (enabled) ws_.times = fastdense::StepTimes{};
+    }
+
+    // Seconds per step of each phase, averaged over the steps timed since set_phase_timing(True)
+    // that reached the update (a step with a non-finite loss is not counted).
+    py::dict phase_seconds() {
+        fastdense::StepTimes t;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            t = ws_.times;
+        }
+        const double n = t.steps > 0 ? static_cast<double>(t.steps) : 1.0;
+        const double ns = t.split_steps > 0 ? static_cast<double>(t.split_steps) : 1.0;
+        auto mean = [n](std::vector<double> v) {
+            for (double& x : v) x /= n;
+            return v;
+        };
+        py::dict d;
+        d["steps"] = t.steps;
+        d["forward"] = mean(t.forward);
+        d["loss"] = t.loss / n;
+        d["backward"] = mean(t.backward);
+        d["update"] = t.update / n;
+        d["split_steps"] = t.split_steps;
+        d["split_wait"] = t.split_wait / ns;
+        d["split_input_gradient"] = t.split_input_gradient / ns;
+        return d;
+    }
+
 private:
     // x (rows, features) float32 and its labels y (rows,) int32/int64, checked; x_dims and
     // y_dims spell their shapes in the messages.
@@ -762,7 +795,17 @@ PYBIND11_MODULE(_core, m) {
         .def("step_rows", &MLPTrainer::step_rows, py::arg("x"), py::arg("y"), py::arg("idx"),
              py::arg("lr"), py::arg("first_step"), py::arg("next_idx") = py::none(),
              "step() on rows idx of (x, y), gathered in C++: (loss, correct, updated). "
-             "next_idx: the next batch's rows, prefetched while the step has a thread spare.");
+             "next_idx: the next batch's rows, prefetched while the step has a thread spare.")
+        .def("set_phase_timing", &MLPTrainer::set_phase_timing, py::arg("enabled"),
+             "Time the phases of the steps that follow (True resets the counters) or stop.")
+        .def("phase_seconds", &MLPTrainer::phase_seconds,
+             "Seconds per step over the steps timed since set_phase_timing(True) that reached "
+             "the update: forward (per layer), loss (softmax cross-entropy, its gradient and "
+             "the correct count), backward (per layer: input gradient except layer 1's, weight "
+             "gradient, the layer's update when fused), update (norm clipping and the update "
+             "otherwise); steps, the count. For the steps whose layer-2 backward ran on two "
+             "threads (split_steps), the second thread's split_wait for the loss (prefetching "
+             "the next batch meanwhile, in fit) and its split_input_gradient.");
 
     m.def("first_non_finite", &first_non_finite, py::arg("x"),
           "Flat index of the first NaN or infinity in a C-contiguous float32 array, or -1: one "

@@ -38,6 +38,22 @@ struct StepResult {
     bool updated;     // false when the loss was not finite: weights left untouched
 };
 
+// Wall seconds of a step's phases, summed over the steps that ran to the update while
+// StepWorkspace::timing was on (MLPTrainer.phase_seconds): what a profile taken from Python
+// cannot see inside the one call. Off, the step reads no clock.
+struct StepTimes {
+    int64_t steps = 0;
+    std::vector<double> forward;   // per layer
+    double loss = 0;               // softmax cross-entropy, its gradient, the correct count
+    std::vector<double> backward;  // per layer: input gradient (not layer 1's), weight
+                                   // gradient, and the layer's update when it is fused
+    double update = 0;             // norm clipping and the update, when not fused
+    // Steps whose layer-2 backward ran on two threads (the split in train_step.cpp), and the
+    // second thread's wait for the loss, then its layer-2 input gradient.
+    int64_t split_steps = 0;
+    double split_wait = 0, split_input_gradient = 0;
+};
+
 // Scratch activations and gradients for a batch of M rows, grown on demand and kept.
 struct StepWorkspace {
     std::vector<std::vector<float>> acts, grads;
@@ -45,6 +61,8 @@ struct StepWorkspace {
     std::vector<float> x;     // a gathered batch (gather_batch), (rows, layers[0].in)
     std::vector<int64_t> y;   // its labels
     int64_t rows = 0;
+    bool timing = false;      // accumulate `times`
+    StepTimes times, step_times;  // the sums; this step's, added to them when it completes
     void reserve(const std::vector<DenseParams>& layers, int64_t M);
 };
 
