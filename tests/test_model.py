@@ -115,6 +115,46 @@ def test_training_step_reuses_buffers():
     assert [id(g) for g in model.gradients()] == grads
 
 
+def test_kernel_arrays_start_on_cache_lines(tmp_path):
+    """Parameters, gradients, momentum buffers and workspaces start on 64-byte boundaries
+    (fastdense._memory), also after set_weights and save/load, and stay where they are."""
+    def line_offsets(model):
+        arrays = (model.parameters() + model.gradients() + model.optimizer._momentum_buffers()
+                  + [a for ws in model._workspaces.values() for a in ws["acts"] + ws["grads"]])
+        return {a.ctypes.data % 64 for a in arrays}
+
+    x = np.random.default_rng(0).random((5, 10), dtype=np.float32)
+    y = np.arange(5) % 3
+    model = MLP([10, 7, 3], seed=0).compile(lr=0.1, momentum=0.9)
+    model.train_step(x, y)
+    model.forward(x, training=True)
+    assert line_offsets(model) == {0}
+    before = [a.ctypes.data for a in model.parameters()]
+    model.set_weights(model.get_weights())
+    assert [a.ctypes.data for a in model.parameters()] == before
+    path = tmp_path / "m.npz"
+    model.save(path)
+    loaded = fastdense.load(path)
+    for a, b in zip(loaded.parameters(), model.parameters()):
+        np.testing.assert_array_equal(a, b)
+    loaded.train_step(x, y)
+    assert line_offsets(loaded) == {0}
+
+
+def test_memory_helpers():
+    from fastdense import _memory
+
+    for shape in (1, 17, (3, 5), (784, 100)):
+        a = _memory.empty(shape)
+        assert a.ctypes.data % 64 == 0 and a.flags.c_contiguous and a.dtype == np.float32
+        assert a.shape == ((shape,) if isinstance(shape, int) else shape)
+        assert not _memory.zeros(shape).any()
+    c = _memory.copy(np.arange(6.0).reshape(2, 3))
+    assert c.dtype == np.float32 and c.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(c, np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert _memory.empty((2, 3), np.int64).ctypes.data % 64 == 0
+
+
 def test_fit_learns_embedded_fashion_mnist(embedded):
     (x, y), (xt, yt) = embedded
     model = MLP([784, 100, 10], kernel_init="he_normal", seed=0)

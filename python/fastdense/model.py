@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from fastdense import _core
+from fastdense import _memory
 from fastdense import init as _init
 from fastdense import losses as _losses
 from fastdense import optim as _optim
@@ -100,10 +101,10 @@ class Dense(Layer):
             )
         self.input_dim = int(input_dim)
         self.W = _as_param(self.kernel_init((self.input_dim, self.units), rng=kernel_rng))
-        self.dW = np.zeros_like(self.W)
+        self.dW = _memory.zeros(self.W.shape)
         if self.use_bias:
             self.b = _as_param(self.bias_init((self.units,), rng=bias_rng))
-            self.db = np.zeros_like(self.b)
+            self.db = _memory.zeros(self.b.shape)
         return self.units
 
     def parameters(self):
@@ -136,7 +137,7 @@ class ReLU(Layer):
 
 
 def _as_param(a):
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return _memory.copy(a, np.float32)
 
 
 def _init_config(initializer):
@@ -298,8 +299,8 @@ class Sequential:
         if ws is None:
             widths = [s.dense.units for s in self._stages]
             ws = {
-                "acts": [np.empty((m, w), np.float32) for w in widths],
-                "grads": [np.empty((m, w), np.float32) for w in widths],
+                "acts": [_memory.empty((m, w)) for w in widths],
+                "grads": [_memory.empty((m, w)) for w in widths],
                 "losses": np.empty(m, np.float32),
             }
             # A few batch sizes (the full one, the epoch's last, evaluation) are normal; an

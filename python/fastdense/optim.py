@@ -25,6 +25,7 @@ import numbers
 import numpy as np
 
 from fastdense import _core
+from fastdense import _memory
 
 __all__ = [
     "SGD",
@@ -493,7 +494,7 @@ class SGD:
         """The momentum buffers, allocated on first use (also by a model's fused step)."""
         if self._bufs is None:
             # np.empty is enough: the first momentum step writes buf = g before reading it.
-            self._bufs = [np.empty_like(p) for p in self.params]
+            self._bufs = [_memory.empty(p.shape, p.dtype) for p in self.params]
             self._bufs_ready = False
         return self._bufs
 
@@ -607,7 +608,7 @@ class SGD:
             self._bufs_ready = False
         else:
             if self._bufs is None:
-                self._bufs = [np.empty_like(p) for p in self.params]
+                self._bufs = [_memory.empty(p.shape, p.dtype) for p in self.params]
             for dst, src in zip(self._bufs, bufs):
                 np.copyto(dst, src, casting="same_kind")
             self._bufs_ready = True
