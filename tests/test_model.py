@@ -446,6 +446,43 @@ def test_fused_step_validates_the_batch():
     model.train_step(x.astype(np.float64), np.zeros(4, np.uint8))
 
 
+def test_fused_step_after_the_first_checks_and_converts_like_the_first():
+    """From the second step on, train_step hands x and y straight to the cached C++ trainer;
+    whatever it refuses must still be converted or explained as on the first step, with the
+    weights untouched by a refused batch and the optimizer's step count right."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 8)).astype(np.float32)
+    y = np.array([0, 1, 2, 1])
+    model = MLP([8, 6, 3], seed=0).compile(lr=0.1, momentum=0.9)
+    twin = MLP([8, 6, 3], seed=0).compile(lr=0.1, momentum=0.9)
+    model.train_step(x, y)
+    twin.train_step(x, y)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"label 3 .*out of range \[0, 3\)"):
+        model.train_step(x, np.array([0, 1, 3, 2]))
+    with pytest.raises(ValueError, match=r"\(batch, 8\), got \(4, 7\)"):
+        model.train_step(np.zeros((4, 7), np.float32), y)
+    with pytest.raises(ValueError, match=r"`y` of shape \(4,\).*got \(3,\)"):
+        model.train_step(x, y[:3])
+    with pytest.raises(ValueError, match=r"empty batch"):
+        model.train_step(x[:0], y[:0])
+    with pytest.raises(TypeError, match=r"real numeric dtype"):
+        model.train_step(x.astype(np.complex64), y)
+    for a, b in zip(before, model.parameters()):
+        np.testing.assert_array_equal(a, b)
+    assert model.optimizer.iterations == 1
+    # converted, as on the first step: float64, a strided view, uint8 and int32 labels, lists
+    wide = np.zeros((4, 16), np.float32)
+    wide[:, ::2] = x
+    for xi, yi in [(x.astype(np.float64), y.astype(np.uint8)), (wide[:, ::2], y.astype(np.int32)),
+                   (x.tolist(), y.tolist()), (x, y)]:
+        model.train_step(xi, yi)
+        twin.train_step(x, y)
+    assert model.optimizer.iterations == twin.optimizer.iterations == 5
+    for a, b in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("label_dtype", [np.int32, np.int64])
 def test_fit_gathers_shuffled_batches_in_cpp_like_numpy(threads, label_dtype):
