@@ -43,8 +43,8 @@ def _split_text(ph):
     if not ph.get("split_steps"):
         return ""
     return (f" (backward 2 on two threads in {ph['split_steps']} of them: the second thread "
-            f"waited {_t(ph['split_wait'])} for the loss, then ran the input gradient in "
-            f"{_t(ph['split_input_gradient'])})")
+            f"waited {_t(ph['split_wait'])} for the loss, then ran its share of the input "
+            f"gradient in {_t(ph['split_input_gradient'])})")
 
 
 def _t(s):

@@ -68,6 +68,9 @@ void prefetch_rows(const RowPrefetch& pf, const std::atomic<bool>* stop) {
 // From this batch on, layer 1's input and weight gradients run side by side when the middle
 // is serial (below it the two take a few microseconds together, about what the hand-over costs).
 constexpr int64_t kSplitLastMinRows = 16;
+// The input gradient's claims there start at multiples of this many rows (and take at least
+// as many): whole tiles of the 6- and 12-row register kernels.
+constexpr int64_t kSplitRowAlign = 12;
 
 // Whether every kernel of layers 1..L-1 (forward, loss, backward) is too small for a second
 // thread, so that the step runs them on one thread anyway.
@@ -122,13 +125,13 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     // Layer l's backward: the input gradient first (it needs the old W), then the weight
     // gradient with the update fused into it, unless norm clipping needs every gradient first.
     auto input_of = [&](size_t l) { return l > 0 ? ws.acts[l - 1].data() : X; };
-    auto input_gradient = [&](size_t l) {  // l > 0
+    auto input_gradient = [&](size_t l, int64_t b, int64_t e) {  // l > 0, rows [b, e)
         const DenseParams& p = layers[l];
         const float* a_in = input_of(l);
         // The previous layer's ReLU output is its own mask: a > 0 exactly where z > 0.
-        const float* mask = layers[l - 1].relu ? a_in : nullptr;
-        k.matmul_backward_input(ws.grads[l - 1].data(), ws.grads[l].data(), p.W, mask, M, p.out,
-                                p.in);
+        const float* mask = layers[l - 1].relu ? a_in + b * p.in : nullptr;
+        k.matmul_backward_input(ws.grads[l - 1].data() + b * p.in, ws.grads[l].data() + b * p.out,
+                                p.W, mask, e - b, p.out, p.in);
     };
     auto weight_gradient = [&](size_t l) {  // dW and db only
         const DenseParams& p = layers[l];
@@ -145,7 +148,7 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     };
     auto backward = [&](size_t l) {
         const DenseParams& p = layers[l];
-        if (l > 0) input_gradient(l);
+        if (l > 0) input_gradient(l, 0, M);
         if (fuse_update)
             k.matmul_backward_weight_sgd(p.dW, p.db, input_of(l), ws.grads[l].data(), M, p.in,
                                          p.out, p.W, p.buf_W, p.b, p.buf_b, step);
@@ -186,13 +189,21 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     if (num_threads() >= 2 && L >= 2 && serial_after_first(layers, M) &&
         (M >= kSplitLastMinRows || prefetch)) {
         // The middle's kernels are each too small to share, but two of them are independent:
-        // layer 1's input gradient (it needs only dY and the old W) and its weight gradient.
-        // Thread 1 runs the first while thread 0 runs the second, unfused; W's update waits
-        // for both. Until then thread 1 brings the next batch's rows in from memory for the
-        // next step's gather, if there is one.
+        // layer 2's input gradient (it needs only dY and the old W) and its weight gradient.
+        // Thread 0 runs the second, unfused, then joins thread 1 on the first: its rows go
+        // out in claims from both ends, thread 0 taking them from the front, where it ran
+        // layer 1's forward (the mask rows are its own), and thread 1 from the back. (Run by
+        // thread 1 alone, the input gradient kept thread 0 waiting for 7-20 us of a b100
+        // step.) W's update waits for both. Until the loss is ready thread 1 brings the next
+        // batch's rows in from memory for the next step's gather, if there is one.
         const bool split = M >= kSplitLastMinRows;
         bool split_ran = false;
         std::atomic<bool> front_done{false};
+        TwoEndedRows rows(M, kSplitRowAlign, kSplitRowAlign);
+        auto input_rows = [&](int part) {
+            int64_t b, e;
+            while (rows.claim(part, &b, &e)) input_gradient(1, b, e);
+        };
         double waited = 0, other = 0;  // the second thread's, when timing
         run_parts(2, [&](int p, int parts) {
             const bool two = split && parts == 2;
@@ -200,14 +211,17 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
                 split_ran = two;
                 middle(two);
                 front_done.store(true, std::memory_order_release);
-                if (two && std::isfinite(r.loss)) weight_gradient(1);
+                if (two && std::isfinite(r.loss)) {
+                    weight_gradient(1);
+                    input_rows(0);
+                }
             } else {
                 const Clock::time_point t0 = now();
                 if (prefetch) prefetch_rows(*next, &front_done);
                 if (!two) return;
                 while (!front_done.load(std::memory_order_acquire)) __builtin_ia32_pause();
                 const Clock::time_point t1 = now();
-                if (std::isfinite(r.loss)) input_gradient(1);
+                if (std::isfinite(r.loss)) input_rows(1);
                 waited = secs(t0, t1);
                 other = secs(t1, now());
             }

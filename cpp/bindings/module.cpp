@@ -805,7 +805,8 @@ PYBIND11_MODULE(_core, m) {
              "gradient, the layer's update when fused), update (norm clipping and the update "
              "otherwise); steps, the count. For the steps whose layer-2 backward ran on two "
              "threads (split_steps), the second thread's split_wait for the loss (prefetching "
-             "the next batch meanwhile, in fit) and its split_input_gradient.");
+             "the next batch meanwhile, in fit) and its split_input_gradient (its share of "
+             "layer 2's input gradient).");
 
     m.def("first_non_finite", &first_non_finite, py::arg("x"),
           "Flat index of the first NaN or infinity in a C-contiguous float32 array, or -1: one "

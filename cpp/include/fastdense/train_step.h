@@ -49,7 +49,7 @@ struct StepTimes {
                                    // gradient, and the layer's update when it is fused
     double update = 0;             // norm clipping and the update, when not fused
     // Steps whose layer-2 backward ran on two threads (the split in train_step.cpp), and the
-    // second thread's wait for the loss, then its layer-2 input gradient.
+    // second thread's wait for the loss, then its share of layer 2's input gradient.
     int64_t split_steps = 0;
     double split_wait = 0, split_input_gradient = 0;
 };
