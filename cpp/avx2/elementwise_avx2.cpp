@@ -132,6 +132,76 @@ void softmax_row(float* loss, float* d, const float* z, int64_t y, int64_t C,
     d[y] = fmaf(ey, k, -grad_scale);
 }
 
+// softmax_row for rows of at most 16 classes (a classifier's head), R rows at a time: each
+// row stays in two ymm registers from its loads to its stores, and the R rows' operations are
+// interleaved. One row is a chain of dependent steps (max, exp, sum, log, division) that left
+// the pipes idle; softmax_row also stores exp(z - m) and reads it back, right after its
+// partial tail store. Same operations on the same lanes as softmax_row, so the same bits.
+// 100 x 10 with dlogits, 1 thread: 1.19x, 1000 x 10 1.45x, 256 x 16 1.26x (Zen 3 guest,
+// alternating processes).
+template <int R>
+void softmax_rows16(float* loss, float* d, const float* z, Labels labels, int64_t i0,
+                    int64_t C, float grad_scale) {
+    // z is R rows (R, C <= 16), d the matching dlogits rows or null, loss R floats; their
+    // labels are labels[i0 .. i0 + R).
+    const __m256i k0 = lane_mask(C), k1 = lane_mask(C - kW);
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 e0[R], e1[R];
+    float m[R], s[R];
+    for (int r = 0; r < R; ++r) {
+        const float* zr = z + r * C;
+        const __m256 z0 = _mm256_maskload_ps(zr, k0), z1 = _mm256_maskload_ps(zr + kW, k1);
+        // The max is order-free; lanes past C count as -inf.
+        const __m256 mx = _mm256_max_ps(_mm256_blendv_ps(ninf, z0, _mm256_castsi256_ps(k0)),
+                                        _mm256_blendv_ps(ninf, z1, _mm256_castsi256_ps(k1)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m[r] = _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
+        // exp_sum_row's lanes: element j in canonical lane j, +0 past C.
+        const __m256 mv = _mm256_set1_ps(m[r]);
+        e0[r] = _mm256_and_ps(exp_nonpos8(_mm256_sub_ps(z0, mv)), _mm256_castsi256_ps(k0));
+        e1[r] = _mm256_and_ps(exp_nonpos8(_mm256_sub_ps(z1, mv)), _mm256_castsi256_ps(k1));
+        s[r] = tree_sum16(e0[r], e1[r]);
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int r = 0; r < R; ++r) {
+        const int64_t y = label_at(labels, i0 + r);
+        const double l = log(static_cast<double>(s[r])) -
+                         (static_cast<double>(z[r * C + y]) - static_cast<double>(m[r]));
+        loss[r] = static_cast<float>(l);
+        if (!d) continue;
+        const float k = grad_scale / s[r];
+        const __m256 kv = _mm256_set1_ps(k);
+        // e_y from its register, the label term (one rounding) put back in its lane.
+        const __m256i at = _mm256_set1_epi32(static_cast<int>(y % kW));
+        const float ey = _mm256_cvtss_f32(_mm256_permutevar8x32_ps(y < kW ? e0[r] : e1[r], at));
+        const __m256 dy = _mm256_set1_ps(fmaf(ey, k, -grad_scale));
+        const __m256 is_y = _mm256_castsi256_ps(_mm256_cmpeq_epi32(lane, at));
+        const __m256 d0 = _mm256_mul_ps(e0[r], kv), d1 = _mm256_mul_ps(e1[r], kv);
+        float* dr = d + r * C;
+        store_first(dr, y < kW ? _mm256_blendv_ps(d0, dy, is_y) : d0, C);
+        if (C > kW) store_first(dr + kW, y < kW ? d1 : _mm256_blendv_ps(d1, dy, is_y), C - kW);
+    }
+}
+
+void softmax_rows(float* losses, float* d, const float* z, Labels labels, int64_t b, int64_t e,
+                  int64_t C, float grad_scale) {
+    // rows [b, e) of z (., C), d (., C) or null, losses (.)
+    int64_t i = b;
+    if (C <= 2 * kW) {
+        for (; i + 4 <= e; i += 4)
+            softmax_rows16<4>(losses + i, d ? d + i * C : nullptr, z + i * C, labels, i, C,
+                              grad_scale);
+        for (; i < e; ++i)
+            softmax_rows16<1>(losses + i, d ? d + i * C : nullptr, z + i * C, labels, i, C,
+                              grad_scale);
+        return;
+    }
+    for (; i < e; ++i)
+        softmax_row(losses + i, d ? d + i * C : nullptr, z + i * C, label_at(labels, i), C,
+                    grad_scale);
+}
+
 inline __m256d square_pd(__m128 v) {
     // v: 4 floats; returns their squares in double (exact: 48 significant bits).
     __m256d a = _mm256_cvtps_pd(v);
