@@ -368,8 +368,9 @@ class Sequential:
             # runs anything; what it refuses goes through the checks below, which convert (a
             # strided view) or explain. Checking twice cost 1-2 us of a 30-40 us batch-1 step.
             # (Other dtypes go there directly: float64 input, uint8 labels.)
+            lr = opt.current_lr  # (a schedule's own error is not one of the trainer's)
             try:
-                loss, _, updated = cached[1].step(x, y, opt.current_lr, not opt._bufs_ready)
+                loss, _, updated = cached[1].step(x, y, lr, not opt._bufs_ready)
             except (TypeError, ValueError):
                 pass
             else:
