@@ -8,8 +8,9 @@ pybind11 crossing (each kernel's own argument checks are inside its call and cou
 time). The proxy itself adds about a microsecond per call, which lands in that overhead row.
 
 ``phases`` times the inside of that one call: ``MLPTrainer.set_phase_timing`` makes the C++
-step read a clock between its phases (layer 1's forward, the middle, layer 1's backward with
-the update), and, where the middle runs on two threads, on the second thread too.
+step read a clock between its phases (each layer's forward, the loss, each layer's backward
+with its update), and, where the second layer's backward runs on two threads, on the second
+thread too.
 
 Then ``components`` times the step's kernels one by one (forward GEMMs, fused loss, weight
 and input gradients, SGD) on the same shapes, so a fused C++ step can be compared with the

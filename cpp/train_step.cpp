@@ -65,8 +65,9 @@ void prefetch_rows(const RowPrefetch& pf, const std::atomic<bool>* stop) {
     }
 }
 
-// From this batch on, layer 1's input and weight gradients run side by side when the middle
-// is serial (below it the two take a few microseconds together, about what the hand-over costs).
+// From this batch on, the second layer's (layers[1]'s) input and weight gradients run side by
+// side when the middle is serial (below it the two take a few microseconds together, about what
+// the hand-over costs).
 constexpr int64_t kSplitLastMinRows = 16;
 // The input gradient's claims there start at multiples of this many rows (and take at least
 // as many): whole tiles of the 6- and 12-row register kernels.
@@ -157,7 +158,7 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     };
 
     // Everything between the first layer's forward and its weight gradient: the other
-    // layers' forward, the loss, the other layers' backward; with `split`, all but layer 1's
+    // layers' forward, the loss, the other layers' backward; with `split`, all but layers[1]'s
     // backward, which the caller then runs on two threads.
     StepResult r{};
     auto middle = [&](bool split) {
@@ -189,13 +190,14 @@ StepResult mlp_train_step(const std::vector<DenseParams>& layers, StepWorkspace&
     if (num_threads() >= 2 && L >= 2 && serial_after_first(layers, M) &&
         (M >= kSplitLastMinRows || prefetch)) {
         // The middle's kernels are each too small to share, but two of them are independent:
-        // layer 2's input gradient (it needs only dY and the old W) and its weight gradient.
-        // Thread 0 runs the second, unfused, then joins thread 1 on the first: its rows go
-        // out in claims from both ends, thread 0 taking them from the front, where it ran
-        // layer 1's forward (the mask rows are its own), and thread 1 from the back. (Run by
-        // thread 1 alone, the input gradient kept thread 0 waiting for 7-20 us of a b100
-        // step.) W's update waits for both. Until the loss is ready thread 1 brings the next
-        // batch's rows in from memory for the next step's gather, if there is one.
+        // the second layer's (layers[1]'s) input gradient (it needs only dY and the old W) and
+        // its weight gradient. Thread 0 runs the second, unfused, then joins thread 1 on the
+        // first: its rows go out in claims from both ends, thread 0 taking them from the front
+        // as it claims the first layer's forward rows (so the mask rows it reads are mostly
+        // its own), thread 1 from the back. (Run by thread 1 alone, the input gradient kept
+        // thread 0 waiting for 7-20 us of a b100 step.) W's update waits for both. Until the
+        // loss is ready thread 1 brings the next batch's rows in from memory for the next
+        // step's gather, if there is one.
         const bool split = M >= kSplitLastMinRows;
         bool split_ran = false;
         std::atomic<bool> front_done{false};

@@ -153,6 +153,9 @@ def test_memory_helpers():
     assert c.dtype == np.float32 and c.ctypes.data % 64 == 0
     np.testing.assert_array_equal(c, np.arange(6, dtype=np.float32).reshape(2, 3))
     assert _memory.empty((2, 3), np.int64).ctypes.data % 64 == 0
+    assert _memory.empty((0, 3)).shape == (0, 3)
+    with pytest.raises(ValueError, match="negative"):
+        _memory.empty((2, -3))
 
 
 def test_fit_learns_embedded_fashion_mnist(embedded):
@@ -481,6 +484,26 @@ def test_fused_step_after_the_first_checks_and_converts_like_the_first():
     assert model.optimizer.iterations == twin.optimizer.iterations == 5
     for a, b in zip(model.parameters(), twin.parameters()):
         np.testing.assert_array_equal(a, b)
+    # float32 and int64 take the direct call, not the checked path
+    model._train_step = None
+    model.train_step(x, y)
+    assert model.optimizer.iterations == 6
+
+
+def test_fused_step_after_the_first_follows_changes_to_the_loss():
+    """A loss changed after the first step (label smoothing, another reduction) is the loss
+    the next step minimises: its value is the changed loss of the logits before the step."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 8)).astype(np.float32)
+    y = np.array([0, 1, 2, 1, 0, 2])
+    model = MLP([8, 6, 3], seed=0).compile(lr=0.1, momentum=0.9)
+    for change in ({"label_smoothing": 0.2}, {"label_smoothing": 0.0, "reduction": "sum"},
+                   {"reduction": "mean"}):
+        model.train_step(x, y)
+        for name, value in change.items():
+            setattr(model.loss, name, value)
+        want = model.loss(model.forward(x), y)
+        assert model.train_step(x, y) == pytest.approx(want, rel=1e-6)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -801,12 +801,13 @@ PYBIND11_MODULE(_core, m) {
         .def("phase_seconds", &MLPTrainer::phase_seconds,
              "Seconds per step over the steps timed since set_phase_timing(True) that reached "
              "the update: forward (per layer), loss (softmax cross-entropy, its gradient and "
-             "the correct count), backward (per layer: input gradient except layer 1's, weight "
-             "gradient, the layer's update when fused), update (norm clipping and the update "
-             "otherwise); steps, the count. For the steps whose layer-2 backward ran on two "
-             "threads (split_steps), the second thread's split_wait for the loss (prefetching "
+             "the correct count), backward (per layer: input gradient, none for the first "
+             "layer; weight gradient; the layer's update when fused), update (norm clipping "
+             "and the update otherwise); steps, the count. For the steps whose second layer's "
+             "backward ran on two threads (split_steps), the second thread's split_wait for "
+             "the loss (prefetching "
              "the next batch meanwhile, in fit) and its split_input_gradient (its share of "
-             "layer 2's input gradient).");
+             "the second layer's input gradient).");
 
     m.def("first_non_finite", &first_non_finite, py::arg("x"),
           "Flat index of the first NaN or infinity in a C-contiguous float32 array, or -1: one "

@@ -17,9 +17,12 @@ ALIGN = 64  # bytes: a cache line, and a whole AVX-512 vector
 
 
 def empty(shape, dtype=np.float32) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data starts on an ALIGN-byte boundary."""
+    """An uninitialised C-contiguous array of a numeric dtype whose data starts on an
+    ALIGN-byte boundary (an empty one has no data to align)."""
     dtype = np.dtype(dtype)
     shape = (int(shape),) if isinstance(shape, numbers.Integral) else tuple(map(int, shape))
+    if any(d < 0 for d in shape):
+        raise ValueError(f"negative dimensions are not allowed: {shape}")
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     raw = np.empty(nbytes + ALIGN, np.uint8)
     start = -raw.ctypes.data % ALIGN

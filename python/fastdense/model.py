@@ -360,10 +360,10 @@ class Sequential:
         opt = self.optimizer
         if opt is None:
             raise RuntimeError("call model.compile(...) before training")
-        cached = self._trainer
+        cached, lr = self._trainer, None
         if (cached is not None and type(x) is np.ndarray and type(y) is np.ndarray
                 and x.dtype is _F32 and (y.dtype is _I64 or y.dtype is _I32)
-                and cached[0] == (id(self.loss), id(opt), opt._config_version)):
+                and cached[0] == self._fused_key()):
             # The fused trainer checks x and y itself (order, shapes, label range) before it
             # runs anything; what it refuses goes through the checks below, which convert (a
             # strided view) or explain. Checking twice cost 1-2 us of a 30-40 us batch-1 step.
@@ -380,7 +380,7 @@ class Sequential:
             x = self._check_x(x)
         if not (type(y) is np.ndarray and y.ndim == 1 and y.dtype in _LABEL_DTYPES):
             y = self._check_y(y, len(x))
-        return self._train_step(x, y)[0]
+        return self._train_step(x, y, lr=lr)[0]
 
     def _count_step(self, updated):
         """The optimizer's bookkeeping after a fused step (which updated the weights unless
@@ -390,19 +390,21 @@ class Sequential:
             opt._bufs_ready = opt._bufs_ready or opt.momentum != 0
             opt.iterations += 1
 
-    def _train_step(self, x, y, idx=None, next_idx=None):
+    def _train_step(self, x, y, idx=None, next_idx=None, lr=None):
         """(loss, correct predictions or None) for the batch ``(x, y)``, or for rows ``idx``
         (int64) of ``(x, y)`` when given; x and y already validated or cheap to check.
-        ``next_idx``: the rows of the batch that follows, which the C++ step may prefetch."""
+        ``next_idx``: the rows of the batch that follows, which the C++ step may prefetch.
+        ``lr``: the optimizer's current learning rate when the caller has read it already."""
         trainer = self._fused_trainer(y)
         opt = self.optimizer
         if trainer is not None:
             first = not opt._bufs_ready
+            if lr is None:
+                lr = opt.current_lr
             if idx is None:
-                loss, correct, updated = trainer.step(x, y, opt.current_lr, first)
+                loss, correct, updated = trainer.step(x, y, lr, first)
             else:  # the rows are gathered in C++, straight into the threads that use them
-                loss, correct, updated = trainer.step_rows(x, y, idx, opt.current_lr, first,
-                                                           next_idx)
+                loss, correct, updated = trainer.step_rows(x, y, idx, lr, first, next_idx)
             self._count_step(updated)
             return loss, correct
         if idx is not None:  # fit gathers for this path itself; kept so any caller is correct
@@ -418,16 +420,24 @@ class Sequential:
             opt.step(self.gradients())
         return float(loss), correct
 
+    def _fused_key(self):
+        """(loss, optimizer, its configuration version) when the fused C++ step can run them
+        (softmax cross-entropy without label smoothing, mean over the batch; SGD), else None.
+        The objects themselves, not their ids: a cached trainer keeps them alive, so a new
+        loss or optimizer never passes for the old one."""
+        loss, opt = self.loss, self.optimizer
+        if (type(loss) is _losses.SoftmaxCrossEntropy and loss.label_smoothing == 0
+                and loss.reduction == "mean" and type(opt) is _optim.SGD):
+            return (loss, opt, opt._config_version)
+        return None
+
     def _fused_trainer(self, y):
         """The C++ trainer for the current loss and optimizer, or None when the step needs the
         general path (another loss or optimizer, float targets, label smoothing)."""
-        loss, opt = self.loss, self.optimizer
-        if not (y.ndim == 1 and y.dtype in _LABEL_DTYPES
-                and type(loss) is _losses.SoftmaxCrossEntropy
-                and loss.label_smoothing == 0 and loss.reduction == "mean"
-                and type(opt) is _optim.SGD):
+        opt = self.optimizer
+        key = self._fused_key() if y.ndim == 1 and y.dtype in _LABEL_DTYPES else None
+        if key is None:
             return None
-        key = (id(loss), id(opt), opt._config_version)
         if self._trainer is not None and self._trainer[0] == key:
             return self._trainer[1]
         params = self.parameters()

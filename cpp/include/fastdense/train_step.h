@@ -45,11 +45,11 @@ struct StepTimes {
     int64_t steps = 0;
     std::vector<double> forward;   // per layer
     double loss = 0;               // softmax cross-entropy, its gradient, the correct count
-    std::vector<double> backward;  // per layer: input gradient (not layer 1's), weight
+    std::vector<double> backward;  // per layer: input gradient (none for the first), weight
                                    // gradient, and the layer's update when it is fused
     double update = 0;             // norm clipping and the update, when not fused
-    // Steps whose layer-2 backward ran on two threads (the split in train_step.cpp), and the
-    // second thread's wait for the loss, then its share of layer 2's input gradient.
+    // Steps whose second layer's backward ran on two threads (the split in train_step.cpp),
+    // and the second thread's wait for the loss, then its share of that input gradient.
     int64_t split_steps = 0;
     double split_wait = 0, split_input_gradient = 0;
 };
