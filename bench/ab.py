@@ -4,6 +4,7 @@ the three GEMM forms.
     python -m bench.ab OTHER_CORE.so [--sizes 784-100-10] [--batch 100] [--threads 2]
                                      [--gathered] [--steps N] [--rounds 9]
     python -m bench.ab OTHER_CORE.so --gemm 100x784x100 1024x1024x1024 [--threads 1]
+    python -m bench.ab OTHER_CORE.so --softmax 100x10 1000x10 [--threads 1]
 
 OTHER_CORE.so is a copy of another build's ``fastdense/_core*.so`` (copy it out of
 site-packages before installing the build under test; it must be a file of its own, not the
@@ -20,7 +21,8 @@ bitwise-equal weights (they must: builds differ in speed, never in results).
 ``--gemm M×K×N ...`` times, per shape, X·W + b with ReLU, dY·Wᵀ and Xᵀ·dY (X is (M, K), W
 (K, N), dY (M, N)) instead of a step: ``rounds`` paired rounds of calls adding up to about
 20 ms each, the two builds in alternating order from round to round, and checks that both
-builds give bitwise-equal outputs.
+builds give bitwise-equal outputs. ``--softmax M×C ...`` does the same for softmax
+cross-entropy with its gradient (``softmax_xent_backward`` into preallocated outputs).
 """
 
 from __future__ import annotations
@@ -56,7 +58,20 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--gemm", nargs="+", metavar="MxKxN",
                     help="time the three GEMM forms on these shapes instead of a step")
+    ap.add_argument("--softmax", nargs="+", metavar="MxC",
+                    help="time softmax cross-entropy with dlogits on these shapes instead")
     args = ap.parse_args(argv)
+    if args.softmax:
+        try:
+            shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.softmax]
+        except ValueError:
+            shapes = []
+        if not shapes or any(len(t) != 2 or min(t) < 1 for t in shapes) or args.rounds < 1:
+            raise SystemExit("bench.ab: --softmax takes shapes like 100x10 (positive M, C) "
+                             "and needs at least one round")
+        _softmax_ab({"installed": _core, "other": _load(args.other)}, shapes, args.threads,
+                    args.rounds)
+        return
     if args.gemm:
         try:
             shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.gemm]
@@ -148,28 +163,55 @@ def _gemm_ab(cores, shapes, threads, rounds):
 
         calls = {name: forms(core, outs[name]) for name, core in cores.items()}
         for form in calls["installed"]:
-            fs = {name: calls[name][form] for name in cores}
-            for f in fs.values():
-                f()
-            t0 = time.perf_counter()
-            fs["installed"]()
-            reps = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-7)))
-            times = {name: [] for name in fs}
-            for r in range(rounds):
-                for name in (list(fs) if r % 2 == 0 else list(fs)[::-1]):
-                    t0 = time.perf_counter()
-                    for _ in range(reps):
-                        fs[name]()
-                    times[name].append((time.perf_counter() - t0) / reps)
+            times, ratio = _paired({name: calls[name][form] for name in cores}, rounds)
             flops = 2.0 * M * K * N
             line = f"{M}x{K}x{N} {form:12s}"
             for name, v in times.items():
                 med = statistics.median(v)
                 line += f" | {name} {med * 1e6:9.1f} us {flops / med / 1e9:6.1f} GFLOP/s"
-            ratio = statistics.median(o / i for i, o in zip(times["installed"], times["other"]))
             print(f"{line} | other / installed {ratio:.3f}")
         same = all(np.array_equal(a, o) for a, o in zip(outs["installed"], outs["other"]))
         print(f"{M}x{K}x{N}, {threads} threads, {rounds} rounds: bitwise-equal outputs: {same}")
+
+
+def _softmax_ab(cores, shapes, threads, rounds):
+    import numpy as np
+
+    for core in cores.values():
+        core.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    for M, C in shapes:
+        z = (rng.standard_normal((M, C)) * 3).astype(np.float32)
+        y = rng.integers(0, C, M)
+        outs = {name: (np.empty((M, C), np.float32), np.empty(M, np.float32)) for name in cores}
+        fs = {name: (lambda core=core, o=outs[name]: core.softmax_xent_backward(
+            z, y, dlogits=o[0], losses=o[1])) for name, core in cores.items()}
+        times, ratio = _paired(fs, rounds)
+        line = f"{M}x{C} softmax-xent + dlogits"
+        for name, v in times.items():
+            line += f" | {name} {statistics.median(v) * 1e6:9.2f} us"
+        same = all(np.array_equal(a, o) for a, o in zip(outs["installed"], outs["other"]))
+        print(f"{line} | other / installed {ratio:.3f} | bitwise-equal outputs: {same}")
+
+
+def _paired(fs, rounds):
+    """Seconds per call of each of fs (name -> call) over `rounds` paired rounds of about
+    20 ms each, the order alternating from round to round, and the median of the rounds'
+    other / installed ratios."""
+    for f in fs.values():
+        f()
+    t0 = time.perf_counter()
+    fs["installed"]()
+    reps = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-7)))
+    times = {name: [] for name in fs}
+    for r in range(rounds):
+        for name in (list(fs) if r % 2 == 0 else list(fs)[::-1]):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fs[name]()
+            times[name].append((time.perf_counter() - t0) / reps)
+    ratio = statistics.median(o / i for i, o in zip(times["installed"], times["other"]))
+    return times, ratio
 
 
 if __name__ == "__main__":

@@ -218,6 +218,29 @@ def test_ab_compares_two_builds_on_the_gemm_forms(tmp_path):
     assert bad.returncode != 0 and "--gemm takes shapes" in bad.stderr
 
 
+def test_ab_compares_two_builds_on_softmax(tmp_path):
+    """bench.ab --softmax times softmax cross-entropy with dlogits of both builds per shape and
+    checks their outputs; two copies of one build must agree bitwise."""
+    import shutil
+
+    import fastdense._core as core
+
+    other = tmp_path / Path(core.__file__).name
+    shutil.copyfile(core.__file__, other)
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.ab", str(other), "--softmax", "13x10", "5x40",
+         "--threads", "1", "--rounds", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for shape in ("13x10", "5x40"):
+        line = next(ln for ln in r.stdout.splitlines() if ln.startswith(shape + " softmax"))
+        assert "other / installed" in line and line.endswith("bitwise-equal outputs: True")
+    bad = subprocess.run([sys.executable, "-m", "bench.ab", str(other), "--softmax", "13"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "--softmax takes shapes" in bad.stderr
+
+
 def test_rounds_merge_to_the_median_round():
     """Per case, the round whose median is the median across rounds (the faster middle one for
     an even count); peak probes keep their best round; a case missing from a round (it failed

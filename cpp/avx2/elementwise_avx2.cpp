@@ -349,4 +349,5 @@ void sgd_range(float* param, float* buf, const float* grad, int64_t n, const Sgd
 }  // namespace fastdense
 
 #define FASTDENSE_ISA_NS avx2
+#define FASTDENSE_ISA_SOFTMAX_ROWS 1
 #include "common/elementwise_driver.h"

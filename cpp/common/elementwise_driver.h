@@ -8,12 +8,16 @@
 // The ISA file must provide (each on the calling thread only):
 //   void relu_forward_range(float* y, const float* x, int64_t n);       y = max(x, 0)
 //   void relu_backward_range(float* dx, const float* dy, const float* y, int64_t n);
-//   void softmax_rows(float* losses, float* d, const float* z, Labels labels, int64_t b,
-//                     int64_t e, int64_t C, float grad_scale);           rows [b, e) of (., C)
-//                                                                        arrays; d may be null
+//   void softmax_row(float* loss, float* d, const float* z, int64_t y, int64_t C,
+//                    float grad_scale);                                  one row; d may be null
 //   double chunk_sum_squares(const float* x, int64_t len);               x at a multiple of 16
 //   void sgd_range(float* param, float* buf, const float* grad, int64_t n, const SgdStep& s,
 //                  float grad_scale);                                    buf null without momentum
+// and may provide, defining FASTDENSE_ISA_SOFTMAX_ROWS (otherwise the rows go one by one
+// through softmax_row):
+//   void softmax_rows(float* losses, float* d, const float* z, Labels labels, int64_t b,
+//                     int64_t e, int64_t C, float grad_scale);           rows [b, e) of (., C)
+//                                                                        arrays; d may be null
 // Everything here that decides the bits is ISA-independent: the elementwise kernels do not care
 // where a range starts, and both reductions end in an order fixed by the sizes alone.
 //
@@ -66,7 +70,13 @@ double softmax_xent(float* losses, float* dlogits, const float* logits, Labels l
     run_parts(threads_for(M * C, M), [&](int p, int parts) {
         int64_t b, e;
         split_range(M, parts, p, 1, &b, &e);
+#ifdef FASTDENSE_ISA_SOFTMAX_ROWS
         if (b < e) softmax_rows(losses, dlogits, logits, labels, b, e, C, grad_scale);
+#else
+        for (int64_t i = b; i < e; ++i)
+            softmax_row(losses + i, dlogits ? dlogits + i * C : nullptr, logits + i * C,
+                        label_at(labels, i), C, grad_scale);
+#endif
     });
     // Row order, in double, after the team joined: the mean cannot depend on the split.
     double total = 0.0;

@@ -53,14 +53,6 @@ void softmax_row(float* loss, float* d, const float* z, int64_t y, int64_t C,
     d[y] = fmaf(ey, k, -grad_scale);
 }
 
-void softmax_rows(float* losses, float* d, const float* z, Labels labels, int64_t b, int64_t e,
-                  int64_t C, float grad_scale) {
-    // rows [b, e) of z (., C), d (., C) or null, losses (.), one after another
-    for (int64_t i = b; i < e; ++i)
-        softmax_row(losses + i, d ? d + i * C : nullptr, z + i * C, label_at(labels, i), C,
-                    grad_scale);
-}
-
 double chunk_sum_squares(const float* x, int64_t len) {
     // x is one chunk (len), starting at a multiple of kLanes in the whole array.
     double part[kLanes] = {};
