@@ -616,8 +616,9 @@ def markdown(data, plots=()):
             L += _table(["call from Python", "operands", "calls", "time/step", "% step", "GFLOP/s"], body)
             ph = r.get("phases")
             if ph and ph.get("steps"):
-                body = [[label, _t(v), _pct(100 * v / ph["wall_s"])] for label, v in _phases(ph)]
-                inside = sum(v for _, v in _phases(ph))
+                phases = _phases(ph)
+                body = [[label, _t(v), _pct(100 * v / ph["wall_s"])] for label, v in phases]
+                inside = sum(v for _, v in phases)
                 body.append(["outside them (Python, binding, the call itself)",
                              _t(ph["wall_s"] - inside),
                              _pct(100 * (ph["wall_s"] - inside) / ph["wall_s"])])
