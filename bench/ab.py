@@ -61,27 +61,20 @@ def main(argv=None) -> None:
     ap.add_argument("--softmax", nargs="+", metavar="MxC",
                     help="time softmax cross-entropy with dlogits on these shapes instead")
     args = ap.parse_args(argv)
-    if args.softmax:
+    for option, dims, example, run in (("gemm", "M, K, N", "100x784x100", _gemm_ab),
+                                        ("softmax", "M, C", "100x10", _softmax_ab)):
+        given = getattr(args, option)
+        if not given:
+            continue
         try:
-            shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.softmax]
+            shapes = [tuple(int(v) for v in s.lower().split("x")) for s in given]
         except ValueError:
             shapes = []
-        if not shapes or any(len(t) != 2 or min(t) < 1 for t in shapes) or args.rounds < 1:
-            raise SystemExit("bench.ab: --softmax takes shapes like 100x10 (positive M, C) "
-                             "and needs at least one round")
-        _softmax_ab({"installed": _core, "other": _load(args.other)}, shapes, args.threads,
-                    args.rounds)
-        return
-    if args.gemm:
-        try:
-            shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.gemm]
-        except ValueError:
-            shapes = []
-        if not shapes or any(len(t) != 3 or min(t) < 1 for t in shapes) or args.rounds < 1:
-            raise SystemExit("bench.ab: --gemm takes shapes like 100x784x100 (positive M, K, "
-                             "N) and needs at least one round")
-        _gemm_ab({"installed": _core, "other": _load(args.other)}, shapes, args.threads,
-                 args.rounds)
+        n = dims.count(",") + 1
+        if not shapes or any(len(t) != n or min(t) < 1 for t in shapes) or args.rounds < 1:
+            raise SystemExit(f"bench.ab: --{option} takes shapes like {example} (positive "
+                             f"{dims}) and needs at least one round")
+        run({"installed": _core, "other": _load(args.other)}, shapes, args.threads, args.rounds)
         return
     sizes = [int(s) for s in args.sizes.split("-")]
     if len(sizes) < 2 or min(sizes) < 1 or args.batch < 1 or args.rounds < 1:

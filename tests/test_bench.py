@@ -194,15 +194,22 @@ def test_ab_compares_two_builds_of_the_core_in_one_process(tmp_path):
     assert "bitwise-equal weights: True" in r.stdout
 
 
-def test_ab_compares_two_builds_on_the_gemm_forms(tmp_path):
-    """bench.ab --gemm times the three GEMM forms of both builds per shape and checks their
-    outputs; two copies of one build must agree bitwise."""
+@pytest.fixture
+def core_copy(tmp_path):
+    """A copy of the installed compiled core, for bench.ab to load beside it."""
     import shutil
 
     import fastdense._core as core
 
     other = tmp_path / Path(core.__file__).name
     shutil.copyfile(core.__file__, other)
+    return other
+
+
+def test_ab_compares_two_builds_on_the_gemm_forms(core_copy):
+    """bench.ab --gemm times the three GEMM forms of both builds per shape and checks their
+    outputs; two copies of one build must agree bitwise."""
+    other = core_copy
     r = subprocess.run(
         [sys.executable, "-m", "bench.ab", str(other), "--gemm", "30x40x20", "7x9x5",
          "--threads", "1", "--rounds", "2"],
@@ -218,15 +225,10 @@ def test_ab_compares_two_builds_on_the_gemm_forms(tmp_path):
     assert bad.returncode != 0 and "--gemm takes shapes" in bad.stderr
 
 
-def test_ab_compares_two_builds_on_softmax(tmp_path):
+def test_ab_compares_two_builds_on_softmax(core_copy):
     """bench.ab --softmax times softmax cross-entropy with dlogits of both builds per shape and
     checks their outputs; two copies of one build must agree bitwise."""
-    import shutil
-
-    import fastdense._core as core
-
-    other = tmp_path / Path(core.__file__).name
-    shutil.copyfile(core.__file__, other)
+    other = core_copy
     r = subprocess.run(
         [sys.executable, "-m", "bench.ab", str(other), "--softmax", "13x10", "5x40",
          "--threads", "1", "--rounds", "2"],
