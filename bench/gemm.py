@@ -73,4 +73,29 @@ def _run_shape(spec, M, K, N):
             flops=flops, gflops=flops / m["median_s"] / 1e9,
             gflops_min=flops / m["max_s"] / 1e9, gflops_max=flops / m["min_s"] / 1e9, **m,
         ))
+        if lib == "fastdense" and t == 1 and (M, K, N) in common.GEMM_SMALL:
+            rows[-1].update(_parts(M, K, N, form, spec["repeats"]))
     return rows
+
+
+# The fastdense kernel that runs each form (its name is gemm_parts_gflops' `form`).
+_KERNEL = {"X·W": "forward", "dY·Wᵀ": "backward_input", "Xᵀ·dY": "backward_weight"}
+
+
+def _parts(M, K, N, form, repeats):
+    """The small shapes' profile, in the process and minute of their timed calls: the same
+    one-thread GEMM called from C++ (no Python, no argument checks), whole and without
+    packing and/or the caller's C (``_core.gemm_parts_gflops``), medians of ``repeats``
+    samples that run the four back to back. Nothing for the reference ISA, which has no
+    packed GEMM to take apart."""
+    import statistics
+
+    import fastdense
+    from fastdense import _core
+
+    if fastdense.active_isa() == "ref":
+        return {}
+    samples = [_core.gemm_parts_gflops(0.1, shape=(M, K, N), form=_KERNEL[form])
+               for _ in range(repeats)]
+    return {"parts": {k: statistics.median(s[k] for s in samples) for k in samples[0]},
+            "samples_parts": samples}

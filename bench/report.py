@@ -254,6 +254,35 @@ def _peak_ref(ctx, threads):
     return ref if ref else None
 
 
+def _points(d):
+    """A part's cost in points of peak (the probe's samples scatter too)."""
+    if d >= 0.5:
+        return f"{d:.0f} point" + ("" if round(d) == 1 else "s")
+    return "none measured" if d > -0.5 else f"none measured, {d:+.0f} points"
+
+
+def _small_profile(r, tile):
+    """Where a small shape's call goes (bench/gemm.py's `parts`: the same one-thread GEMM
+    called from C++ in the process and minute of the timed calls), as text, or ""."""
+    p = r.get("parts_pct_peak")
+    if not p or not r.get("parts"):
+        return ""
+    whole_s = r["flops"] / r["parts"]["whole"] / 1e9
+    extra = r["median_s"] - whole_s
+    text = (f"; the same GEMM called from C++ in the same process (`_core.gemm_parts_gflops`) "
+            f"{_t(whole_s)} ({p['whole']:.0f}%): "
+            + (f"the call from Python and its argument checks take {_t(extra)} more"
+               if extra > 0.05e-6 else "no faster than the call from Python (the samples' scatter)")
+            + "; without packing "
+            f"{p['no_packing']:.0f}% (packing: {_points(p['no_packing'] - p['whole'])}), "
+            f"without the caller's C {p['no_caller_c']:.0f}% (C: "
+            f"{_points(p['no_caller_c'] - p['whole'])}), without either {p['neither']:.0f}%")
+    if tile:
+        text += (f", against the register tile's {tile['pct_peak']:.0f}% on full tiles (this "
+                 f"shape's edge tiles and short blocks: {_points(tile['pct_peak'] - p['neither'])})")
+    return text
+
+
 def gaps(R, ctx):
     """For each row of the bar that fails, what meeting it would take, set against this run's
     own measurements (the peak, the register tile alone, the peers, the step's profile):
@@ -282,11 +311,7 @@ def gaps(R, ctx):
             parts = [r for r in R.where(group="peak", probe="parts")
                      if r.get("parts_pct_peak")]
             if parts:
-
-                def pts(d):  # a part's cost in points of peak; the probe's samples scatter too
-                    if d >= 0.5:
-                        return f"{d:.0f} point" + ("" if round(d) == 1 else "s")
-                    return "none measured" if d > -0.5 else f"none measured, {d:+.0f} points"
+                pts = _points
 
                 def split(p):
                     return (f"whole {p['whole']:.0f}%, without packing {p['no_packing']:.0f}% "
@@ -358,6 +383,7 @@ def gaps(R, ctx):
 
     # GEMM, 1 thread, the small shapes
     if ref1:
+        best_tile = max(tile, key=lambda r: r["gflops"]) if tile else None
         parts = []
         for r in R.where(group="gemm", lib="fastdense", threads=1):
             if tuple(r["shape"]) not in GEMM_SMALL or r.get("ratio", {}).get("numpy", 9) >= 1.3:
@@ -366,9 +392,11 @@ def gaps(R, ctx):
             need_s = p["median_s"] / 1.3
             need = r["flops"] / need_s / 1e9
             verdict = ("above the peak: no code can" if need > ref1 else
-                       f"fastdense: {_t(r['median_s'])}, {_pct(r.get('pct_peak'))}")
-            parts.append(f"{r['case']}: numpy {_t(p['median_s'])}, so ≤ {_t(need_s)} per call = "
-                         f"{need:.1f} GFLOP/s = {100 * need / ref1:.0f}% of peak ({verdict})")
+                       f"fastdense: {_t(r['median_s'])}, {_pct(r.get('pct_peak'))}"
+                       + _small_profile(r, best_tile))
+            parts.append(f"{r['case']}: numpy {_t(p['median_s'])} ({_pct(p.get('pct_peak'))}), "
+                         f"so ≤ {_t(need_s)} per call = {need:.1f} GFLOP/s = "
+                         f"{100 * need / ref1:.0f}% of peak ({verdict})")
         if parts:
             out.append("**GEMM small shapes, 1 thread, ≥ 1.3× numpy**: " + "; ".join(parts) + ".")
 
@@ -535,6 +563,23 @@ def markdown(data, plots=()):
                         row.append(_x(f.get("scaling_vs_1t")))
                     body.append(row)
             L += ["", f"**{t} thread{'s' if t > 1 else ''}**", ""] + _table(head, body)
+        body = []
+        for r in R.where(group="gemm", lib="fastdense", threads=1):
+            p = r.get("parts_pct_peak")
+            if not p or not r.get("parts"):
+                continue
+            body.append([r["case"].split(" ", 1)[1], r["form"],
+                         f"{_t(r['median_s'])} ({_pct(r.get('pct_peak'))})",
+                         f"{_t(r['flops'] / r['parts']['whole'] / 1e9)} ({p['whole']:.0f}%)"]
+                        + [f"{p[k]:.0f}%" for k in ("no_packing", "no_caller_c", "neither")])
+        if body:
+            L += ["", "**1 thread, the small shapes taken apart**: the timed call from Python "
+                  "against the same one-thread GEMM called from C++ in the same process "
+                  "(`_core.gemm_parts_gflops(0.1, shape=, form=)`: no Python, no argument "
+                  "checks), whole and without packing, without the caller's C, without either "
+                  "(medians of samples that run the four back to back; % of the 1-thread peak).",
+                  ""] + _table(["shape", "form", "from Python", "from C++", "without packing",
+                                "without C", "without either"], body)
 
     # step
     steps = R.where(group="step")

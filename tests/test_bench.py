@@ -51,6 +51,15 @@ def test_bench_runner_writes_json_and_report(tmp_path):
         assert parts["parts_pct_peak"]["neither"] == pytest.approx(
             100 * parts["parts"]["neither"] / fma_best)
         assert "whole and by part: without the caller's C" in report
+        # and each small shape, in the process of its timed calls (bench/gemm.py)
+        small = [row for row in gemm if tuple(row["shape"]) in ((100, 784, 100), (100, 100, 10))]
+        assert len(small) == 6
+        for row in small:
+            assert set(row["parts"]) == {"whole", "no_packing", "no_caller_c", "neither"}
+            assert len(row["samples_parts"]) == 1  # --repeats 1
+            assert row["parts_pct_peak"]["whole"] == pytest.approx(
+                100 * row["parts"]["whole"] / fma_best)
+        assert "**1 thread, the small shapes taken apart**" in report
 
 
 def test_step_profile_times_the_phases_inside_the_call(tmp_path):
@@ -127,6 +136,43 @@ def test_report_splits_a_failing_gemm_row_with_the_tile_and_the_parts_probes():
     rows[-1]["parts_pct_peak"]["no_caller_c"] = 78.0  # below the whole: the samples' scatter
     line = next(g for g in gaps(Rows(rows), {"peak_ref_gflops": {"1": 100.0}}) if "90%" in g)
     assert "loading and storing C: none measured, -1 points" in line
+
+
+def test_report_takes_a_failing_small_shape_apart():
+    """A small shape below 1.3x numpy: its gap line states the target as a share of the peak
+    and where fastdense's call goes (the same GEMM from C++, packing, the caller's C, the
+    tile), and the GEMM section tabulates the parts."""
+    from bench.report import Rows, gaps, markdown
+
+    flops = 2.0 * 100 * 784 * 100
+    parts = {"whole": 70.0, "no_packing": 80.0, "no_caller_c": 71.0, "neither": 82.0}
+    fd = _row("gemm", "X·W 100×784·784×100", "fastdense", 1, flops / 65e9, shape=[100, 784, 100],
+              square=False, form="X·W", flops=flops, gflops=65.0, gflops_min=65.0,
+              gflops_max=65.0, pct_peak=65.0, ratio={"numpy": 1.08}, parts=parts,
+              parts_pct_peak=dict(parts))
+    rows = [fd,
+            _row("gemm", "X·W 100×784·784×100", "numpy", 1, flops / 60e9, shape=[100, 784, 100],
+                 square=False, form="X·W", flops=flops, gflops=60.0, gflops_min=60.0,
+                 gflops_max=60.0, pct_peak=60.0),
+            dict(group="peak", case="GEMM register tile alone 1T", lib="fastdense", threads=1,
+                 probe="tile", gflops=90.0, gflops_min=90.0, gflops_max=90.0, pct_peak=90.0)]
+    line = next(g for g in gaps(Rows(rows), {"peak_ref_gflops": {"1": 100.0}})
+                if "small shapes" in g)
+    assert "numpy 261.3 µs (60%), so ≤ 201.0 µs per call = 78.0 GFLOP/s = 78% of peak" in line
+    # 15.68 MFLOP: 241.2 us at 65 GFLOP/s from Python, 224.0 us at 70 from C++
+    assert "from C++ in the same process (`_core.gemm_parts_gflops`) 224.0 µs (70%)" in line
+    assert "the call from Python and its argument checks take 17.2 µs more" in line
+    assert "without packing 80% (packing: 10 points)" in line
+    assert "against the register tile's 90% on full tiles (this shape's edge tiles and short " \
+        "blocks: 8 points)" in line
+    fd["parts"] = dict(parts, whole=60.0)  # the C++ samples slower than the Python ones
+    line = next(g for g in gaps(Rows(rows), {"peak_ref_gflops": {"1": 100.0}})
+                if "small shapes" in g)
+    assert "no faster than the call from Python" in line
+    report = markdown({"context": {"peak_ref_gflops": {"1": 100.0}}, "rows": rows})
+    assert "the small shapes taken apart" in report
+    assert "| 100×784·784×100 | X·W | 241.2 µs (65%) | 261.3 µs (70%) | 80% | 71% | 82% |" \
+        in report
 
 
 def test_report_lists_a_step_row_only_when_the_bar_fails_it():

@@ -132,8 +132,10 @@ def test_benchmark_probes_run_under_every_isa(use_isa, supported_isas, probe):
 
 
 def test_gemm_parts_probe_runs_every_packed_isa_and_refuses_ref(use_isa, supported_isas):
-    """_core.gemm_parts_gflops times a 1024³ X·W whole and without packing and/or the caller's
-    C under each vector ISA (four rates); the reference GEMM has no parts and says so."""
+    """_core.gemm_parts_gflops times a one-thread GEMM (by default a 1024³ X·W; any shape, in
+    each matmul kernel's form) whole and without packing and/or the caller's C under each
+    vector ISA (four rates); the reference GEMM has no parts and says so; a bad shape or form
+    is refused."""
     for name in supported_isas:
         with use_isa(name):
             if name == "ref":
@@ -143,9 +145,22 @@ def test_gemm_parts_probe_runs_every_packed_isa_and_refuses_ref(use_isa, support
             parts = core.gemm_parts_gflops(0.01)
             assert set(parts) == {"whole", "no_packing", "no_caller_c", "neither"}, name
             assert all(np.isfinite(g) and g > 0 for g in parts.values()), (name, parts)
+            # any shape, in each kernel's form, including edges of every kind and a batch of 1
+            for form in ("forward", "backward_input", "backward_weight"):
+                for shape in ((100, 784, 100), (100, 100, 10), (1, 33, 7), (13, 5, 300)):
+                    parts = core.gemm_parts_gflops(0.005, shape=shape, form=form)
+                    assert all(np.isfinite(g) and g > 0 for g in parts.values()), \
+                        (name, form, shape, parts)
     for bad in (0.0, float("nan"), 61.0):
         with pytest.raises(ValueError, match="seconds"):
             core.gemm_parts_gflops(bad)
+    with pytest.raises(ValueError, match="`form` must be 'forward'.*got 'X·W'"):
+        core.gemm_parts_gflops(0.01, form="X·W")
+    for shape in ((0, 10, 10), (10, -1, 10), (1 << 14, 1 << 14, 1)):
+        with pytest.raises(ValueError, match=r"`shape` \(M, K, N\)"):
+            core.gemm_parts_gflops(0.01, shape=shape)
+    with pytest.raises(TypeError):
+        core.gemm_parts_gflops(0.01, shape=(10, 10))
 
 
 def test_version_matches_metadata():

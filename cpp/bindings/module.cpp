@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -449,7 +450,8 @@ int64_t first_non_finite(py::handle x_) {
 
 // Runs `probe` (a kernel-table probe: FLOPs done for a count) on `threads` threads for about
 // `seconds`, the count calibrated on one thread first; total FLOPs over wall time, in GFLOP/s.
-double probe_gflops(double (*probe)(int64_t), int64_t start, int threads, double seconds) {
+template <class Probe>
+double probe_gflops(Probe probe, int64_t start, int threads, double seconds) {
     KernelCall nogil;
     using clock = std::chrono::steady_clock;
     int64_t count = start;
@@ -489,24 +491,35 @@ double tile_gflops(double seconds) {
     return probe_gflops(kernels().tile_probe, 1, 1, seconds);
 }
 
-// One part of KernelTable::gemm_parts_probe as a plain probe for probe_gflops.
-template <int PART>
-double gemm_part(int64_t reps) {
-    return kernels().gemm_parts_probe(PART, reps);
-}
-
-// GFLOP/s of a one-thread 1024³ X·W of the active ISA, whole and without the costs around its
+// GFLOP/s of a one-thread GEMM of the active ISA, `shape` (M, K, N) in the form of the matmul
+// kernel named by `form` (X (M,K), W (K,N), dY (M,N)), whole and without the costs around its
 // register tile (KernelTable::gemm_parts_probe), each measured for about `seconds`.
-py::dict gemm_parts_gflops(double seconds) {
-    check_probe_seconds("gemm_parts_gflops", seconds);
+py::dict gemm_parts_gflops(double seconds, std::array<int64_t, 3> shape, const std::string& form) {
+    const char* fn = "gemm_parts_gflops";
+    check_probe_seconds(fn, seconds);
     if (!kernels().gemm_parts_probe)
-        throw py::value_error(std::string("gemm_parts_gflops: the active ISA '") +
-                              kernels().name + "' has no packed GEMM to take apart");
+        throw py::value_error(std::string(fn) + ": the active ISA '" + kernels().name +
+                              "' has no packed GEMM to take apart");
+    fastdense::GemmProbeShape g{fastdense::GemmForm::XW, shape[0], shape[1], shape[2]};
+    if (form == "backward_input") g.form = fastdense::GemmForm::DYWt;
+    else if (form == "backward_weight") g.form = fastdense::GemmForm::XtDY;
+    else if (form != "forward")
+        throw py::value_error(std::string(fn) + ": `form` must be 'forward', 'backward_input' "
+                              "or 'backward_weight' (the matmul kernel timed), got '" + form +
+                              "'");
+    // Each operand and C at most 2^27 floats (512 MiB).
+    constexpr int64_t kMax = int64_t(1) << 27;
+    const int64_t M = g.M, K = g.K, N = g.N;
+    if (M < 1 || K < 1 || N < 1 || M > kMax / K || K > kMax / N || M > kMax / N)
+        throw py::value_error(std::string(fn) + ": `shape` (M, K, N) needs sizes >= 1 whose "
+                              "products M*K, K*N and M*N are at most 2**27, got " +
+                              shape_str({M, K, N}));
     py::dict parts;
-    parts["whole"] = probe_gflops(gemm_part<0>, 1, 1, seconds);
-    parts["no_packing"] = probe_gflops(gemm_part<1>, 1, 1, seconds);
-    parts["no_caller_c"] = probe_gflops(gemm_part<2>, 1, 1, seconds);
-    parts["neither"] = probe_gflops(gemm_part<3>, 1, 1, seconds);
+    const char* names[4] = {"whole", "no_packing", "no_caller_c", "neither"};
+    for (int part = 0; part < 4; ++part)
+        parts[names[part]] = probe_gflops(
+            [&g, part](int64_t reps) { return kernels().gemm_parts_probe(g, part, reps); }, 1, 1,
+            seconds);
     return parts;
 }
 
@@ -818,11 +831,16 @@ PYBIND11_MODULE(_core, m) {
           "GFLOP/s of the active ISA's GEMM register tile alone (packed operands in cache, "
           "no packing, no caller's C) on one thread: the ceiling of its GEMM.");
 
-    m.def("gemm_parts_gflops", &gemm_parts_gflops, py::arg("seconds") = 0.2,
-          "GFLOP/s of a one-thread 1024x1024x1024 X·W of the active ISA: 'whole', and without "
-          "the costs around its register tile: 'no_packing' (the tiles reread buffers packed "
-          "before), 'no_caller_c' (one private C tile in L1), 'neither'. Timing only: those "
-          "three compute nothing meaningful. Not for the 'ref' ISA.");
+    m.def("gemm_parts_gflops", &gemm_parts_gflops, py::arg("seconds") = 0.2, py::kw_only(),
+          py::arg("shape") = std::array<int64_t, 3>{1024, 1024, 1024},
+          py::arg("form") = "forward",
+          "GFLOP/s of a one-thread GEMM of the active ISA, as the matmul kernel `form` "
+          "('forward': x(M,K) @ w(K,N); 'backward_input': dy(M,N) @ w.T; 'backward_weight': "
+          "x.T @ dy) runs it on one thread for `shape` = (M, K, N), called from C++ without "
+          "Python: 'whole', and without the costs around its register tile: 'no_packing' (the "
+          "tiles reread buffers packed before), 'no_caller_c' (one private C tile in L1), "
+          "'neither'. Timing only: those three compute nothing meaningful. Not for the 'ref' "
+          "ISA.");
     m.def("compiled_isas", &fastdense::compiled_isas, "ISAs compiled into this build.");
     m.def("supported_isas", &fastdense::supported_isas,
           "Compiled ISAs that this CPU and OS can run, best last.");

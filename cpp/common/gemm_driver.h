@@ -290,11 +290,16 @@ template <class U, Epilogue E>
     if (last) epilogue<E>(c, ldc, mc, nr, ic, cj, fuse);
 }
 
-// gemm_parts_probe's private C tile: one per thread, in L1.
+// gemm_parts_probe's private C tiles: a ring of kProbeTiles per thread, in L1, tile i of a
+// block in slot i mod kProbeTiles. (With a single one, each tile's loads of C waited for the
+// previous tile's last FMAs and stores: a dependency the caller's C, where consecutive tiles
+// never share an address, does not have. Part 2 then ran slower than the whole GEMM at
+// 100x784·784x100.)
+constexpr int kProbeTiles = 8;
 template <class U>
-float* probe_tile() {
-    alignas(64) static thread_local float t[U::MR * U::NR];
-    return t;
+float* probe_tile(int64_t i = 0) {
+    alignas(64) static thread_local float t[kProbeTiles][U::MR * U::NR];
+    return t[i % kProbeTiles];
 }
 
 // Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
@@ -374,7 +379,8 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
             for (int64_t ir = 0; ir < mc; ir += MR) {
                 const int mr = static_cast<int>(mc - ir < MR ? mc - ir : MR);
                 const int64_t ci = ic + ir, cj = jc + jr;
-                float* c = PARTS & 2 ? probe_tile<U>() : C + ci * ldc + cj;
+                float* c = PARTS & 2 ? probe_tile<U>(jr / NR * ((mc + MR - 1) / MR) + ir / MR)
+                                     : C + ci * ldc + cj;
                 const int64_t ldt = PARTS & 2 ? NR : ldc;
                 // The last K block's bias/ReLU/mask, in the tile's registers where the ISA can.
                 const TileEpilogue* te = nullptr;
@@ -712,38 +718,47 @@ double tile_probe(int64_t reps) {
     return 2.0 * MR * NR * KC * slivers * panels * static_cast<double>(reps);
 }
 
-// Benchmark probe (KernelTable::gemm_parts_probe): `reps` X·W GEMMs of 1024³ on this thread,
-// whole or without packing and/or the caller's C, to split a GEMM's distance from the tile's
-// rate into its parts. The first call of a thread fills its operands and, with one whole GEMM,
-// the packing buffers that parts 1 and 3 then reuse (they hold whatever this thread's last
-// GEMM packed: only their time matters). Returns the floating-point operations.
-double gemm_parts_probe(int part, int64_t reps) {
+// Benchmark probe (KernelTable::gemm_parts_probe): `reps` GEMMs of one shape and form on this
+// thread, as the one-thread matmul kernels run them (gemm()'s t == 1 path: gemm_block over the
+// whole C), whole or without packing and/or the caller's C, to split a GEMM's distance from
+// the tile's rate into its parts. A thread's first call for a shape fills its operands and
+// runs one whole GEMM, which leaves in the packing buffers what parts 1 and 3 then reread
+// (only their time matters). Returns the floating-point operations.
+double gemm_parts_probe(const GemmProbeShape& g, int part, int64_t reps) {
     using U = Ukernel;
-    constexpr int64_t n = 1024;
-    static thread_local Workspace wa, wb, wc;
-    static thread_local bool filled = false;
-    float* A = wa.get(n * n);
-    float* B = wb.get(n * n);
-    float* C = wc.get(n * n);
-    const View Av{A, n, 1}, Bv{B, n, 1};
+    const int64_t M = g.M, K = g.K, N = g.N;
+    static thread_local Workspace wx, wy, wc;
+    static thread_local GemmProbeShape filled{GemmForm::XW, 0, 0, 0};
+    // The operands of each form (X (M,K), W (K,N), dY (M,N)) as the matmul kernels view them,
+    // and C's rows, reduction and columns.
+    const bool xw = g.form == GemmForm::XW, dyw = g.form == GemmForm::DYWt;
+    const int64_t first = dyw ? M * N : M * K, second = xw || dyw ? K * N : M * N;
+    const int64_t rows = g.form == GemmForm::XtDY ? K : M, red = xw ? K : dyw ? N : M,
+                  cols = dyw ? K : N;
+    float* P = wx.get(static_cast<size_t>(first));
+    float* Q = wy.get(static_cast<size_t>(second));
+    float* C = wc.get(static_cast<size_t>(rows * cols));
+    const View A = xw ? View{P, K, 1} : dyw ? View{P, N, 1} : View{P, 1, K};
+    const View B = xw ? View{Q, N, 1} : dyw ? View{Q, 1, N} : View{Q, N, 1};
     Fuse f;
-    f.k_total = n;
-    if (!filled) {
-        for (int64_t i = 0; i < n * n; ++i) A[i] = B[i] = 1e-3f;
-        gemm_block<U, Epilogue::None>(C, n, Av, Bv, n, 0, n, 0, n, f);
-        filled = true;
+    f.k_total = red;
+    if (filled.form != g.form || filled.M != M || filled.K != K || filled.N != N) {
+        for (int64_t i = 0; i < first; ++i) P[i] = 1e-3f;
+        for (int64_t i = 0; i < second; ++i) Q[i] = 1e-3f;
+        gemm_block<U, Epilogue::None>(C, cols, A, B, red, 0, rows, 0, cols, f);
+        filled = g;
     }
     for (int64_t r = 0; r < reps; ++r) {
         switch (part) {
-            case 1: gemm_block<U, Epilogue::None, 1>(C, n, Av, Bv, n, 0, n, 0, n, f); break;
-            case 2: gemm_block<U, Epilogue::None, 2>(C, n, Av, Bv, n, 0, n, 0, n, f); break;
-            case 3: gemm_block<U, Epilogue::None, 3>(C, n, Av, Bv, n, 0, n, 0, n, f); break;
-            default: gemm_block<U, Epilogue::None>(C, n, Av, Bv, n, 0, n, 0, n, f); break;
+            case 1: gemm_block<U, Epilogue::None, 1>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
+            case 2: gemm_block<U, Epilogue::None, 2>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
+            case 3: gemm_block<U, Epilogue::None, 3>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
+            default: gemm_block<U, Epilogue::None>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
         }
     }
     volatile float sink = C[0] + probe_tile<U>()[0];  // the results are observable
     (void)sink;
-    return 2.0 * n * n * n * static_cast<double>(reps);
+    return 2.0 * M * K * N * static_cast<double>(reps);
 }
 
 // The three training forms, as the kernel table wants them.

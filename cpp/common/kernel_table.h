@@ -32,7 +32,7 @@ void sgd_update(float*, float*, const float*, int64_t, float, float, float, floa
 double sum_squares(const float*, int64_t);
 double fma_probe(int64_t);
 double tile_probe(int64_t);
-double gemm_parts_probe(int, int64_t);
+double gemm_parts_probe(const GemmProbeShape&, int, int64_t);
 }  // namespace FASTDENSE_ISA_NS
 
 const KernelTable FASTDENSE_CAT(FASTDENSE_ISA_NS, _kernels) = {

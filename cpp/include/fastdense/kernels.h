@@ -37,6 +37,14 @@ struct SgdStep {
     float clip_value;  // <= 0 or inf: no clamp
 };
 
+// What gemm_parts_probe multiplies: X (M,K), W (K,N) and dY (M,N), as the three matmul
+// kernels take them, in one of their forms.
+enum class GemmForm { XW, DYWt, XtDY };  // Y = X·W, dX = dY·Wᵀ, dW = Xᵀ·dY
+struct GemmProbeShape {
+    GemmForm form;
+    int64_t M, K, N;
+};
+
 struct KernelTable {
     const char* name;  // "ref", "avx2", "avx512"
 
@@ -104,13 +112,14 @@ struct KernelTable {
     // done: the ceiling of the ISA's GEMM, to which the suite compares whole GEMMs.
     double (*tile_probe)(int64_t reps);
 
-    // Benchmark probe: `reps` one-thread X·W GEMMs of 1024 x 1024 x 1024 on this thread,
-    // whole (part 0) or without the costs around the register tile: 1 without packing (the
-    // tiles read the buffers the first call packed), 2 without the caller's C (each tile loads
-    // and stores one private tile that stays in L1), 3 without either. The results of parts
-    // 1-3 are meaningless; their time is the point. Returns the floating-point operations
-    // done. Null for ISAs without a packed GEMM (ref).
-    double (*gemm_parts_probe)(int part, int64_t reps);
+    // Benchmark probe: `reps` one-thread GEMMs of `shape` on this thread, the single-thread
+    // path of the matmul kernel for shape.form, whole (part 0) or without the costs around the
+    // register tile: 1 without packing (the tiles read the buffers the first call of this
+    // shape packed), 2 without the caller's C (each tile loads and stores one private tile
+    // that stays in L1), 3 without either. The results of parts 1-3 are meaningless; their
+    // time is the point. Returns the floating-point operations done. Null for ISAs without a
+    // packed GEMM (ref).
+    double (*gemm_parts_probe)(const GemmProbeShape& shape, int part, int64_t reps);
 };
 
 // One table per ISA; avx2/avx512 exist only when compiled in (see CMake options).
