@@ -86,8 +86,10 @@ def _parts(M, K, N, form, repeats):
     """The small shapes' profile, in the process and minute of their timed calls: the same
     one-thread GEMM called from C++ (no Python, no argument checks), whole and without
     packing and/or the caller's C (``_core.gemm_parts_gflops``), medians of ``repeats``
-    samples that run the four back to back. Nothing for the reference ISA, which has no
-    packed GEMM to take apart."""
+    samples that run the four back to back; and the same call from Python on a 1x1·1x1
+    product (``call_1x1_s``): what crossing into the kernel costs whatever the shape (the
+    interpreter, pybind11, the argument checks, the dispatch). Nothing for the reference ISA,
+    which has no packed GEMM to take apart."""
     import statistics
 
     import fastdense
@@ -97,5 +99,7 @@ def _parts(M, K, N, form, repeats):
         return {}
     samples = [_core.gemm_parts_gflops(0.1, shape=(M, K, N), form=_KERNEL[form])
                for _ in range(repeats)]
+    tiny = common.measure(_callables("fastdense", 1, 1, 1, 1)[0][form], repeats=repeats,
+                          min_sample_s=0.02, warmup_s=0.02)
     return {"parts": {k: statistics.median(s[k] for s in samples) for k in samples[0]},
-            "samples_parts": samples}
+            "samples_parts": samples, "call_1x1_s": tiny["median_s"]}

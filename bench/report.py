@@ -268,18 +268,19 @@ def _small_profile(r, tile):
     if not p or not r.get("parts"):
         return ""
     whole_s = r["flops"] / r["parts"]["whole"] / 1e9
-    extra = r["median_s"] - whole_s
     text = (f"; the same GEMM called from C++ in the same process (`_core.gemm_parts_gflops`) "
-            f"{_t(whole_s)} ({p['whole']:.0f}%): "
-            + (f"the call from Python and its argument checks take {_t(extra)} more"
-               if extra > 0.05e-6 else "no faster than the call from Python (the samples' scatter)")
-            + "; without packing "
-            f"{p['no_packing']:.0f}% (packing: {_points(p['no_packing'] - p['whole'])}), "
-            f"without the caller's C {p['no_caller_c']:.0f}% (C: "
-            f"{_points(p['no_caller_c'] - p['whole'])}), without either {p['neither']:.0f}%")
+            f"{_t(whole_s)} ({p['whole']:.0f}%)")
+    if r.get("call_1x1_s"):
+        text += (f", and the same call from Python on a 1×1·1×1 product {_t(r['call_1x1_s'])} "
+                 "(the crossing, the argument checks, the dispatch)")
+    text += (f"; without packing {p['no_packing']:.0f}% (packing: "
+             f"{_points(p['no_packing'] - p['whole'])}), without the caller's C "
+             f"{p['no_caller_c']:.0f}% (C: {_points(p['no_caller_c'] - p['whole'])}), without "
+             f"either {p['neither']:.0f}%")
     if tile:
         text += (f", against the register tile's {tile['pct_peak']:.0f}% on full tiles (this "
-                 f"shape's edge tiles and short blocks: {_points(tile['pct_peak'] - p['neither'])})")
+                 f"shape's edge tiles, short blocks and set-up per call: "
+                 f"{_points(tile['pct_peak'] - p['neither'])})")
     return text
 
 
@@ -509,8 +510,8 @@ def markdown(data, plots=()):
               "GEMM's register tile alone on one thread (packed operands in cache, no packing, "
               "no caller's C), the ceiling of every 1-thread GEMM row. "
               "`_core.gemm_parts_gflops(0.2 s)`: a 1-thread 1024³ X·W whole, without packing "
-              "(its tiles reread buffers packed before), without the caller's C (one private C "
-              "tile in L1), and without either, back to back in each sample.", ""]
+              "(its tiles reread buffers packed before), without the caller's C (private C "
+              "tiles in L1), and without either, back to back in each sample.", ""]
         ref = ctx.get("peak_ref_gflops", {})
         body = []
         names = {"whole": "whole", "no_packing": "without packing",
@@ -571,15 +572,18 @@ def markdown(data, plots=()):
             body.append([r["case"].split(" ", 1)[1], r["form"],
                          f"{_t(r['median_s'])} ({_pct(r.get('pct_peak'))})",
                          f"{_t(r['flops'] / r['parts']['whole'] / 1e9)} ({p['whole']:.0f}%)"]
-                        + [f"{p[k]:.0f}%" for k in ("no_packing", "no_caller_c", "neither")])
+                        + [f"{p[k]:.0f}%" for k in ("no_packing", "no_caller_c", "neither")]
+                        + [_t(r["call_1x1_s"]) if r.get("call_1x1_s") else "–"])
         if body:
             L += ["", "**1 thread, the small shapes taken apart**: the timed call from Python "
                   "against the same one-thread GEMM called from C++ in the same process "
                   "(`_core.gemm_parts_gflops(0.1, shape=, form=)`: no Python, no argument "
                   "checks), whole and without packing, without the caller's C, without either "
-                  "(medians of samples that run the four back to back; % of the 1-thread peak).",
+                  "(medians of samples that run the four back to back; % of the 1-thread "
+                  "peak), and the same call from Python on a 1×1·1×1 product (what crossing "
+                  "into the kernel costs).",
                   ""] + _table(["shape", "form", "from Python", "from C++", "without packing",
-                                "without C", "without either"], body)
+                                "without C", "without either", "1×1·1×1 from Python"], body)
 
     # step
     steps = R.where(group="step")

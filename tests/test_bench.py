@@ -57,6 +57,7 @@ def test_bench_runner_writes_json_and_report(tmp_path):
         for row in small:
             assert set(row["parts"]) == {"whole", "no_packing", "no_caller_c", "neither"}
             assert len(row["samples_parts"]) == 1  # --repeats 1
+            assert 0 < row["call_1x1_s"] < row["median_s"]
             assert row["parts_pct_peak"]["whole"] == pytest.approx(
                 100 * row["parts"]["whole"] / fma_best)
         assert "**1 thread, the small shapes taken apart**" in report
@@ -160,18 +161,20 @@ def test_report_takes_a_failing_small_shape_apart():
                 if "small shapes" in g)
     assert "numpy 261.3 µs (60%), so ≤ 201.0 µs per call = 78.0 GFLOP/s = 78% of peak" in line
     # 15.68 MFLOP: 241.2 us at 65 GFLOP/s from Python, 224.0 us at 70 from C++
-    assert "from C++ in the same process (`_core.gemm_parts_gflops`) 224.0 µs (70%)" in line
-    assert "the call from Python and its argument checks take 17.2 µs more" in line
+    assert "from C++ in the same process (`_core.gemm_parts_gflops`) 224.0 µs (70%);" in line
     assert "without packing 80% (packing: 10 points)" in line
-    assert "against the register tile's 90% on full tiles (this shape's edge tiles and short " \
-        "blocks: 8 points)" in line
-    fd["parts"] = dict(parts, whole=60.0)  # the C++ samples slower than the Python ones
+    assert "against the register tile's 90% on full tiles (this shape's edge tiles, short " \
+        "blocks and set-up per call: 8 points)" in line
+    report = markdown({"context": {"peak_ref_gflops": {"1": 100.0}}, "rows": rows})
+    assert "| 100×784·784×100 | X·W | 241.2 µs (65%) | 224.0 µs (70%) | 80% | 71% | 82% | – |" \
+        in report
+    fd["call_1x1_s"] = 1.5e-6  # the same kernel's crossing, timed on a 1x1·1x1 product
     line = next(g for g in gaps(Rows(rows), {"peak_ref_gflops": {"1": 100.0}})
                 if "small shapes" in g)
-    assert "no faster than the call from Python" in line
+    assert "224.0 µs (70%), and the same call from Python on a 1×1·1×1 product 1.5 µs" in line
     report = markdown({"context": {"peak_ref_gflops": {"1": 100.0}}, "rows": rows})
     assert "the small shapes taken apart" in report
-    assert "| 100×784·784×100 | X·W | 241.2 µs (65%) | 261.3 µs (70%) | 80% | 71% | 82% |" \
+    assert "| 100×784·784×100 | X·W | 241.2 µs (65%) | 224.0 µs (70%) | 80% | 71% | 82% | 1.5 µs |" \
         in report
 
 

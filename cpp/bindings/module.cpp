@@ -838,7 +838,7 @@ PYBIND11_MODULE(_core, m) {
           "('forward': x(M,K) @ w(K,N); 'backward_input': dy(M,N) @ w.T; 'backward_weight': "
           "x.T @ dy) runs it on one thread for `shape` = (M, K, N), called from C++ without "
           "Python: 'whole', and without the costs around its register tile: 'no_packing' (the "
-          "tiles reread buffers packed before), 'no_caller_c' (one private C tile in L1), "
+          "tiles reread buffers packed before), 'no_caller_c' (private C tiles in L1), "
           "'neither'. Timing only: those three compute nothing meaningful. Not for the 'ref' "
           "ISA.");
     m.def("compiled_isas", &fastdense::compiled_isas, "ISAs compiled into this build.");

@@ -115,10 +115,10 @@ struct KernelTable {
     // Benchmark probe: `reps` one-thread GEMMs of `shape` on this thread, the single-thread
     // path of the matmul kernel for shape.form, whole (part 0) or without the costs around the
     // register tile: 1 without packing (the tiles read the buffers the first call of this
-    // shape packed), 2 without the caller's C (each tile loads and stores one private tile
-    // that stays in L1), 3 without either. The results of parts 1-3 are meaningless; their
-    // time is the point. Returns the floating-point operations done. Null for ISAs without a
-    // packed GEMM (ref).
+    // shape packed), 2 without the caller's C (each tile loads and stores a private tile, one
+    // of a ring that stays in L1), 3 without either. The results of parts 1-3 are
+    // meaningless; their time is the point. Returns the floating-point operations done. Null
+    // for ISAs without a packed GEMM (ref).
     double (*gemm_parts_probe)(const GemmProbeShape& shape, int part, int64_t reps);
 };
 
