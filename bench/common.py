@@ -142,6 +142,23 @@ def maxrss_mb():
 # --------------------------------------------------------------------------- timing
 
 
+# The rates of _core.gemm_parts_gflops: a one-thread GEMM whole, and without the costs around
+# its register tile, measured back to back in every sample.
+GEMM_PARTS = ("whole", "no_packing", "no_caller_c", "neither")
+
+
+def gemm_parts(repeats, seconds, **shape_form):
+    """``repeats`` samples of ``_core.gemm_parts_gflops(seconds, **shape_form)``: the median
+    rate per part and the samples, or None under the reference ISA (no packed GEMM)."""
+    import fastdense
+    from fastdense import _core
+
+    if fastdense.active_isa() == "ref":
+        return None
+    samples = [_core.gemm_parts_gflops(seconds, **shape_form) for _ in range(repeats)]
+    return {k: statistics.median(s[k] for s in samples) for k in GEMM_PARTS}, samples
+
+
 def measure(fn, *, repeats, min_sample_s=0.05, warmup_s=0.1, sync=None, roundtrip=None):
     """Time ``fn``: warm up, then ``repeats`` samples of ``inner`` calls lasting at least
     ``min_sample_s`` each. ``sync(result)`` (JAX's block_until_ready) runs after every warm-up

@@ -90,16 +90,9 @@ def _parts(M, K, N, form, repeats):
     product (``call_1x1_s``): what crossing into the kernel costs whatever the shape (the
     interpreter, pybind11, the argument checks, the dispatch). Nothing for the reference ISA,
     which has no packed GEMM to take apart."""
-    import statistics
-
-    import fastdense
-    from fastdense import _core
-
-    if fastdense.active_isa() == "ref":
+    parts = common.gemm_parts(repeats, 0.1, shape=(M, K, N), form=_KERNEL[form])
+    if not parts:
         return {}
-    samples = [_core.gemm_parts_gflops(0.1, shape=(M, K, N), form=_KERNEL[form])
-               for _ in range(repeats)]
     tiny = common.measure(_callables("fastdense", 1, 1, 1, 1)[0][form], repeats=repeats,
                           min_sample_s=0.02, warmup_s=0.02)
-    return {"parts": {k: statistics.median(s[k] for s in samples) for k in samples[0]},
-            "samples_parts": samples, "call_1x1_s": tiny["median_s"]}
+    return {"parts": parts[0], "samples_parts": parts[1], "call_1x1_s": tiny["median_s"]}

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import statistics
 
-
-# _core.gemm_parts_gflops: a 1-thread 1024³ X·W whole, and without the costs around its
-# register tile, measured back to back in every sample.
-PARTS = ("whole", "no_packing", "no_caller_c", "neither")
+from bench import common
 
 
 def _blas_name(np):
@@ -63,12 +60,11 @@ def run(spec):
         _core.tile_gflops(0.05)
         tiles = [_core.tile_gflops(seconds) for _ in range(spec["repeats"])]
         rows.append(_row("tile", f"GEMM register tile alone 1T{again}", t, tiles, seconds))
-        if fastdense.active_isa() != "ref":  # (the reference GEMM has no parts to take apart)
-            parts = [_core.gemm_parts_gflops(seconds) for _ in range(spec["repeats"])]
+        parts = common.gemm_parts(spec["repeats"], seconds)  # (a 1024³ X·W; none for ref)
+        if parts:
             row = _row("parts", f"GEMM 1024³ X·W 1T, whole and by part{again}", t,
-                       [p["whole"] for p in parts], seconds)
-            row["parts"] = {k: statistics.median(p[k] for p in parts) for k in PARTS}
-            row["samples_parts"] = parts
+                       [p["whole"] for p in parts[1]], seconds)
+            row["parts"], row["samples_parts"] = parts
             rows.append(row)
     ctx = {
         "fastdense": fastdense.__version__,

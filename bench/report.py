@@ -261,15 +261,19 @@ def _points(d):
     return "none measured" if d > -0.5 else f"none measured, {d:+.0f} points"
 
 
+def _parts_whole_s(r):
+    """Seconds per call of a small shape's GEMM called from C++ (its `parts` whole rate)."""
+    return r["flops"] / r["parts"]["whole"] / 1e9
+
+
 def _small_profile(r, tile):
     """Where a small shape's call goes (bench/gemm.py's `parts`: the same one-thread GEMM
     called from C++ in the process and minute of the timed calls), as text, or ""."""
     p = r.get("parts_pct_peak")
     if not p or not r.get("parts"):
         return ""
-    whole_s = r["flops"] / r["parts"]["whole"] / 1e9
     text = (f"; the same GEMM called from C++ in the same process (`_core.gemm_parts_gflops`) "
-            f"{_t(whole_s)} ({p['whole']:.0f}%)")
+            f"{_t(_parts_whole_s(r))} ({p['whole']:.0f}%)")
     if r.get("call_1x1_s"):
         text += (f", and the same call from Python on a 1×1·1×1 product {_t(r['call_1x1_s'])} "
                  "(the crossing, the argument checks, the dispatch)")
@@ -312,16 +316,15 @@ def gaps(R, ctx):
             parts = [r for r in R.where(group="peak", probe="parts")
                      if r.get("parts_pct_peak")]
             if parts:
-                pts = _points
 
                 def split(p):
                     return (f"whole {p['whole']:.0f}%, without packing {p['no_packing']:.0f}% "
-                            f"(packing A and B: {pts(p['no_packing'] - p['whole'])}), without "
+                            f"(packing A and B: {_points(p['no_packing'] - p['whole'])}), without "
                             f"the caller's C {p['no_caller_c']:.0f}% (loading and storing C: "
-                            f"{pts(p['no_caller_c'] - p['whole'])}), without either "
-                            f"{p['neither']:.0f}% ({pts(p['neither'] - p['whole'])} for the "
+                            f"{_points(p['no_caller_c'] - p['whole'])}), without either "
+                            f"{p['neither']:.0f}% ({_points(p['neither'] - p['whole'])} for the "
                             f"two; the blocking loops and B's panels from L3 against the "
-                            f"tile's {t['pct_peak']:.0f}%: {pts(t['pct_peak'] - p['neither'])})")
+                            f"tile's {t['pct_peak']:.0f}%: {_points(t['pct_peak'] - p['neither'])})")
 
                 runs = sorted(parts, key=lambda r: "end of suite" in r["case"])
                 text += (" Taken apart (`_core.gemm_parts_gflops`, a 1024³ X·W, the medians of "
@@ -571,7 +574,7 @@ def markdown(data, plots=()):
                 continue
             body.append([r["case"].split(" ", 1)[1], r["form"],
                          f"{_t(r['median_s'])} ({_pct(r.get('pct_peak'))})",
-                         f"{_t(r['flops'] / r['parts']['whole'] / 1e9)} ({p['whole']:.0f}%)"]
+                         f"{_t(_parts_whole_s(r))} ({p['whole']:.0f}%)"]
                         + [f"{p[k]:.0f}%" for k in ("no_packing", "no_caller_c", "neither")]
                         + [_t(r["call_1x1_s"]) if r.get("call_1x1_s") else "–"])
         if body:

@@ -131,32 +131,44 @@ def test_benchmark_probes_run_under_every_isa(use_isa, supported_isas, probe):
         core.peak_gflops(0, 0.01)
 
 
-def test_gemm_parts_probe_runs_every_packed_isa_and_refuses_ref(use_isa, supported_isas):
+def test_gemm_parts_probe_runs_every_packed_isa_and_refuses_ref(use_isa, use_threads,
+                                                                supported_isas):
     """_core.gemm_parts_gflops times a one-thread GEMM (by default a 1024³ X·W; any shape, in
     each matmul kernel's form) whole and without packing and/or the caller's C under each
-    vector ISA (four rates); the reference GEMM has no parts and says so; a bad shape or form
-    is refused."""
+    vector ISA (four rates). Its first call for a shape checks that its GEMM gives the bits
+    of the form's matmul kernel on the same operands (on one thread or two), so a probe that
+    timed another layout or path raises; the reference GEMM has no parts and says so."""
     for name in supported_isas:
         with use_isa(name):
             if name == "ref":
                 with pytest.raises(ValueError, match="'ref' has no packed GEMM"):
                     core.gemm_parts_gflops(0.01)
+                # the arguments are checked first, whatever the ISA
+                with pytest.raises(ValueError, match="`form` must be"):
+                    core.gemm_parts_gflops(0.01, form="xw")
                 continue
             parts = core.gemm_parts_gflops(0.01)
             assert set(parts) == {"whole", "no_packing", "no_caller_c", "neither"}, name
             assert all(np.isfinite(g) and g > 0 for g in parts.values()), (name, parts)
-            # any shape, in each kernel's form, including edges of every kind and a batch of 1
-            for form in ("forward", "backward_input", "backward_weight"):
-                for shape in ((100, 784, 100), (100, 100, 10), (1, 33, 7), (13, 5, 300)):
-                    parts = core.gemm_parts_gflops(0.005, shape=shape, form=form)
-                    assert all(np.isfinite(g) and g > 0 for g in parts.values()), \
-                        (name, form, shape, parts)
+            # any shape, in each kernel's form, including edges of every kind, a batch of one
+            # or two (run_wide), B read in place and packed; the self-check runs each time
+            shapes = ((100, 784, 100), (100, 100, 10), (1, 33, 7), (2, 300, 100), (13, 5, 300),
+                      (200, 600, 52))
+            for threads in (1, 2):
+                with use_threads(threads):
+                    for form in ("forward", "backward_input", "backward_weight"):
+                        for shape in shapes:
+                            parts = core.gemm_parts_gflops(0.002, shape=shape, form=form)
+                            assert all(np.isfinite(g) and g > 0 for g in parts.values()), \
+                                (name, threads, form, shape, parts)
     for bad in (0.0, float("nan"), 61.0):
         with pytest.raises(ValueError, match="seconds"):
             core.gemm_parts_gflops(bad)
     with pytest.raises(ValueError, match="`form` must be 'forward'.*got 'X·W'"):
         core.gemm_parts_gflops(0.01, form="X·W")
-    for shape in ((0, 10, 10), (10, -1, 10), (1 << 14, 1 << 14, 1)):
+    # sizes below 1; M*K, K*N or M*N past 2**27; M*K*N past 2**36
+    for shape in ((0, 10, 10), (10, -1, 10), (1 << 14, 1 << 14, 1), (1, 1 << 14, 1 << 14),
+                  (1 << 14, 1, 1 << 14), (1 << 13, 1 << 12, 1 << 12)):
         with pytest.raises(ValueError, match=r"`shape` \(M, K, N\)"):
             core.gemm_parts_gflops(0.01, shape=shape)
     with pytest.raises(TypeError):

@@ -497,9 +497,6 @@ double tile_gflops(double seconds) {
 py::dict gemm_parts_gflops(double seconds, std::array<int64_t, 3> shape, const std::string& form) {
     const char* fn = "gemm_parts_gflops";
     check_probe_seconds(fn, seconds);
-    if (!kernels().gemm_parts_probe)
-        throw py::value_error(std::string(fn) + ": the active ISA '" + kernels().name +
-                              "' has no packed GEMM to take apart");
     fastdense::GemmProbeShape g{fastdense::GemmForm::XW, shape[0], shape[1], shape[2]};
     if (form == "backward_input") g.form = fastdense::GemmForm::DYWt;
     else if (form == "backward_weight") g.form = fastdense::GemmForm::XtDY;
@@ -507,19 +504,25 @@ py::dict gemm_parts_gflops(double seconds, std::array<int64_t, 3> shape, const s
         throw py::value_error(std::string(fn) + ": `form` must be 'forward', 'backward_input' "
                               "or 'backward_weight' (the matmul kernel timed), got '" + form +
                               "'");
-    // Each operand and C at most 2^27 floats (512 MiB).
-    constexpr int64_t kMax = int64_t(1) << 27;
+    // Each operand and C at most 2^27 floats (512 MiB), one GEMM at most 2^36 multiply-adds
+    // (a 4096³: the probe runs at least nine, whatever `seconds` says).
+    constexpr int64_t kMax = int64_t(1) << 27, kMaxWork = int64_t(1) << 36;
     const int64_t M = g.M, K = g.K, N = g.N;
-    if (M < 1 || K < 1 || N < 1 || M > kMax / K || K > kMax / N || M > kMax / N)
+    if (M < 1 || K < 1 || N < 1 || M > kMax / K || K > kMax / N || M > kMax / N ||
+        M * K > kMaxWork / N)
         throw py::value_error(std::string(fn) + ": `shape` (M, K, N) needs sizes >= 1 whose "
-                              "products M*K, K*N and M*N are at most 2**27, got " +
-                              shape_str({M, K, N}));
+                              "products M*K, K*N and M*N are at most 2**27 and M*K*N at most "
+                              "2**36, got " + shape_str({M, K, N}));
+    // The probe of the ISA active now, for all four parts (set_isa may run meanwhile).
+    const auto probe = kernels().gemm_parts_probe;
+    if (!probe)
+        throw py::value_error(std::string(fn) + ": the active ISA '" + kernels().name +
+                              "' has no packed GEMM to take apart");
     py::dict parts;
     const char* names[4] = {"whole", "no_packing", "no_caller_c", "neither"};
     for (int part = 0; part < 4; ++part)
         parts[names[part]] = probe_gflops(
-            [&g, part](int64_t reps) { return kernels().gemm_parts_probe(g, part, reps); }, 1, 1,
-            seconds);
+            [&g, part, probe](int64_t reps) { return probe(g, part, reps); }, 1, 1, seconds);
     return parts;
 }
 

@@ -56,6 +56,7 @@
 #include <atomic>
 #include <chrono>
 #include <new>
+#include <stdexcept>
 
 #include "common/tile_epilogue.h"
 #include "fastdense/kernels.h"
@@ -290,23 +291,36 @@ template <class U, Epilogue E>
     if (last) epilogue<E>(c, ldc, mc, nr, ic, cj, fuse);
 }
 
-// gemm_parts_probe's private C tiles: a ring of kProbeTiles per thread, in L1, tile i of a
-// block in slot i mod kProbeTiles. (With a single one, each tile's loads of C waited for the
+// gemm_parts_probe's private C, per thread, in L1. The register tiles take the next of a ring
+// of kProbeTiles tiles each time. (With a single one, each tile's loads of C waited for the
 // previous tile's last FMAs and stores: a dependency the caller's C, where consecutive tiles
 // never share an address, does not have. Part 2 then ran slower than the whole GEMM at
-// 100x784·784x100.)
+// 100x784·784x100.) The paths that write a block of C at once get a block: the narrow
+// right edge (at most MC rows of NR floats) and run_wide (kWideRows rows of NC floats).
 constexpr int kProbeTiles = 8;
 template <class U>
-float* probe_tile(int64_t i = 0) {
+float* probe_tile() {
     alignas(64) static thread_local float t[kProbeTiles][U::MR * U::NR];
-    return t[i % kProbeTiles];
+    static thread_local unsigned next = 0;
+    return t[next++ % kProbeTiles];
+}
+template <class U>
+float* probe_edge() {
+    alignas(64) static thread_local float t[U::MC * U::NR];
+    return t;
+}
+template <class U>
+float* probe_wide() {
+    alignas(64) static thread_local float t[(U::kWideRows > 0 ? U::kWideRows : 1) * U::NC];
+    return t;
 }
 
 // Rows [m0, m1) of the C block [jc, jc+nc) for one K block [pc, pc+kc): pack A by MC rows and
 // run the register tiles over a B block that is packed in Bp, or read in place (direct_b; Bp
 // then holds at most the right-edge panel, for ISAs that cannot mask their B loads).
 // PARTS (only gemm_parts_probe's instantiations): 1 leaves A unpacked (the tiles read what the
-// buffer holds), 2 gives each tile one private C tile instead of the caller's C.
+// buffer holds), 2 gives the tiles private C (probe_tile, probe_edge, probe_wide) instead of
+// the caller's.
 template <class U, Epilogue E, bool NARROW, int PARTS = 0>
 void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const float* Bp,
                  float* Ap, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
@@ -356,10 +370,11 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
         const bool wide = direct_b && mc <= U::kWideRows;
         if (!(PARTS & 1) && (!(direct_a || direct_at) || wide)) pack_a<U>(Ap, A, ic, mc, pc, kc);
         if (wide) {
-            float* c = C + ic * ldc + jc;
+            float* c = PARTS & 2 ? probe_wide<U>() : C + ic * ldc + jc;
+            const int64_t ldw = PARTS & 2 ? U::NC : ldc;
             const float* Bj = B.at(pc, jc);
-            if (mc == 1) U::template run_wide<1>(kc, Ap, Bj, B.rs, c, ldc, !first, nc);
-            else U::template run_wide<U::kWideRows>(kc, Ap, Bj, B.rs, c, ldc, !first, nc);
+            if (mc == 1) U::template run_wide<1>(kc, Ap, Bj, B.rs, c, ldw, !first, nc);
+            else U::template run_wide<U::kWideRows>(kc, Ap, Bj, B.rs, c, ldw, !first, nc);
             if (last) epilogue<E>(c, ldc, mc, nc, ic, jc, fuse);
             if (E == Epilogue::Sgd && last) sgd_rows(c, ldc, ic, mc, jc, nc, fuse);
             continue;
@@ -379,8 +394,7 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
             for (int64_t ir = 0; ir < mc; ir += MR) {
                 const int mr = static_cast<int>(mc - ir < MR ? mc - ir : MR);
                 const int64_t ci = ic + ir, cj = jc + jr;
-                float* c = PARTS & 2 ? probe_tile<U>(jr / NR * ((mc + MR - 1) / MR) + ir / MR)
-                                     : C + ci * ldc + cj;
+                float* c = PARTS & 2 ? probe_tile<U>() : C + ci * ldc + cj;
                 const int64_t ldt = PARTS & 2 ? NR : ldc;
                 // The last K block's bias/ReLU/mask, in the tile's registers where the ISA can.
                 const TileEpilogue* te = nullptr;
@@ -417,8 +431,12 @@ void macro_block(float* C, int64_t ldc, View A, View B, bool direct_b, const flo
         if constexpr (NARROW) {
             if (tiled < nc) {  // the right edge, over the whole block at once
                 const float* Bj = direct_b ? Bp : Bp + tiled * kc;
-                narrow_right_edge<U, E>(C, ldc, Ap, Bj, ic, mc, jc + tiled, nc - tiled, kc,
-                                        first, last, fuse);
+                if (PARTS & 2)
+                    U::narrow_block(kc, Ap, mc, Bj, U::NR, probe_edge<U>(), U::NR, !first,
+                                    static_cast<int>(nc - tiled));
+                else
+                    narrow_right_edge<U, E>(C, ldc, Ap, Bj, ic, mc, jc + tiled, nc - tiled, kc,
+                                            first, last, fuse);
             }
         }
         if (E == Epilogue::Sgd && last) sgd_rows(C + ic * ldc + jc, ldc, ic, mc, jc, nc, fuse);
@@ -497,8 +515,10 @@ void gemm_block(float* C, int64_t ldc, View A, View B, int64_t K, int64_t m0, in
             const int64_t kc = K - pc < kb ? K - pc : kb;
             if (!direct_b) {
                 if (!(PARTS & 1)) pack_b<U>(Bp, B, pc, kc, jc, nc);
-            } else if (tail && !U::kMaskedB && m1 - m0 > U::kWideRows)  // (run_wide reads B)
+            } else if (tail && !U::kMaskedB && m1 - m0 > U::kWideRows &&
+                       !(PARTS & 1)) {  // (run_wide reads B)
                 pack_b<U>(Bp, B, pc, kc, jc + nc - tail, tail);
+            }
             run_block<U, E, PARTS>(C, ldc, A, B, direct_b, Bp, Ap, m0, m1, jc, nc, pc, kc,
                                    fuse);
         }
@@ -718,16 +738,25 @@ double tile_probe(int64_t reps) {
     return 2.0 * MR * NR * KC * slivers * panels * static_cast<double>(reps);
 }
 
+void matmul_forward(float*, const float*, const float*, const float*, int64_t, int64_t,
+                    int64_t, bool);
+void matmul_backward_input(float*, const float*, const float*, const float*, int64_t, int64_t,
+                           int64_t);
+void matmul_backward_weight(float*, float*, const float*, const float*, int64_t, int64_t,
+                            int64_t);
+
 // Benchmark probe (KernelTable::gemm_parts_probe): `reps` GEMMs of one shape and form on this
 // thread, as the one-thread matmul kernels run them (gemm()'s t == 1 path: gemm_block over the
 // whole C), whole or without packing and/or the caller's C, to split a GEMM's distance from
-// the tile's rate into its parts. A thread's first call for a shape fills its operands and
-// runs one whole GEMM, which leaves in the packing buffers what parts 1 and 3 then reread
-// (only their time matters). Returns the floating-point operations.
+// the tile's rate into its parts. A thread's first call for a shape fills its operands, runs
+// the form's matmul kernel on them and one whole GEMM of the probe, and throws unless the two
+// products are the same bits (the probe times the kernel's own path, its operands laid out as
+// the kernel's); that GEMM leaves in the packing buffers what parts 1 and 3 then reread (only
+// their time matters). Returns the floating-point operations.
 double gemm_parts_probe(const GemmProbeShape& g, int part, int64_t reps) {
     using U = Ukernel;
     const int64_t M = g.M, K = g.K, N = g.N;
-    static thread_local Workspace wx, wy, wc;
+    static thread_local Workspace wx, wy, wc, wk;
     static thread_local GemmProbeShape filled{GemmForm::XW, 0, 0, 0};
     // The operands of each form (X (M,K), W (K,N), dY (M,N)) as the matmul kernels view them,
     // and C's rows, reduction and columns.
@@ -735,6 +764,8 @@ double gemm_parts_probe(const GemmProbeShape& g, int part, int64_t reps) {
     const int64_t first = dyw ? M * N : M * K, second = xw || dyw ? K * N : M * N;
     const int64_t rows = g.form == GemmForm::XtDY ? K : M, red = xw ? K : dyw ? N : M,
                   cols = dyw ? K : N;
+    const bool fill = filled.form != g.form || filled.M != M || filled.K != K || filled.N != N;
+    filled = GemmProbeShape{GemmForm::XW, 0, 0, 0};  // until the operands are this shape's
     float* P = wx.get(static_cast<size_t>(first));
     float* Q = wy.get(static_cast<size_t>(second));
     float* C = wc.get(static_cast<size_t>(rows * cols));
@@ -742,12 +773,21 @@ double gemm_parts_probe(const GemmProbeShape& g, int part, int64_t reps) {
     const View B = xw ? View{Q, N, 1} : dyw ? View{Q, 1, N} : View{Q, N, 1};
     Fuse f;
     f.k_total = red;
-    if (filled.form != g.form || filled.M != M || filled.K != K || filled.N != N) {
-        for (int64_t i = 0; i < first; ++i) P[i] = 1e-3f;
-        for (int64_t i = 0; i < second; ++i) Q[i] = 1e-3f;
+    if (fill) {
+        // Values that differ along every dimension (one bit of a layout mixed up changes the
+        // product), small enough that no sum overflows or goes subnormal.
+        for (int64_t i = 0; i < first; ++i) P[i] = static_cast<float>(i % 61 - 30) * 1e-3f;
+        for (int64_t i = 0; i < second; ++i) Q[i] = static_cast<float>(i % 67 - 33) * 1e-3f;
+        float* kernel = wk.get(static_cast<size_t>(rows * cols));
+        if (xw) matmul_forward(kernel, P, Q, nullptr, M, K, N, false);
+        else if (dyw) matmul_backward_input(kernel, P, Q, nullptr, M, N, K);
+        else matmul_backward_weight(kernel, nullptr, P, Q, M, K, N);
         gemm_block<U, Epilogue::None>(C, cols, A, B, red, 0, rows, 0, cols, f);
-        filled = g;
+        if (std::memcmp(kernel, C, static_cast<size_t>(rows * cols) * sizeof(float)) != 0)
+            throw std::logic_error("gemm_parts_probe: its GEMM's product differs from the "
+                                   "matmul kernel's for this shape and form");
     }
+    filled = g;
     for (int64_t r = 0; r < reps; ++r) {
         switch (part) {
             case 1: gemm_block<U, Epilogue::None, 1>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
@@ -756,7 +796,8 @@ double gemm_parts_probe(const GemmProbeShape& g, int part, int64_t reps) {
             default: gemm_block<U, Epilogue::None>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
         }
     }
-    volatile float sink = C[0] + probe_tile<U>()[0];  // the results are observable
+    // the results are observable
+    volatile float sink = C[0] + probe_tile<U>()[0] + probe_edge<U>()[0] + probe_wide<U>()[0];
     (void)sink;
     return 2.0 * M * K * N * static_cast<double>(reps);
 }
