@@ -136,8 +136,8 @@ def test_gemm_parts_probe_runs_every_packed_isa_and_refuses_ref(use_isa, use_thr
     """_core.gemm_parts_gflops times a one-thread GEMM (by default a 1024³ X·W; any shape, in
     each matmul kernel's form) whole and without packing and/or the caller's C under each
     vector ISA (four rates). Its first call for a shape checks that its GEMM gives the bits
-    of the form's matmul kernel on the same operands (on one thread or two), so a probe that
-    timed another layout or path raises; the reference GEMM has no parts and says so."""
+    of the form's matmul kernel on the same operands (on one thread or two), so a probe with
+    a mixed-up stride, layout or form raises; the reference GEMM has no parts and says so."""
     for name in supported_isas:
         with use_isa(name):
             if name == "ref":

@@ -750,9 +750,10 @@ void matmul_backward_weight(float*, float*, const float*, const float*, int64_t,
 // whole C), whole or without packing and/or the caller's C, to split a GEMM's distance from
 // the tile's rate into its parts. A thread's first call for a shape fills its operands, runs
 // the form's matmul kernel on them and one whole GEMM of the probe, and throws unless the two
-// products are the same bits (the probe times the kernel's own path, its operands laid out as
-// the kernel's); that GEMM leaves in the packing buffers what parts 1 and 3 then reread (only
-// their time matters). Returns the floating-point operations.
+// products are the same bits: a mixed-up stride, layout or form shows, though not another
+// path of the same kernel, since every path gives the same bits. That GEMM leaves in the
+// packing buffers what parts 1 and 3 then reread (only their time matters). Returns the
+// floating-point operations.
 double gemm_parts_probe(const GemmProbeShape& g, int part, int64_t reps) {
     using U = Ukernel;
     const int64_t M = g.M, K = g.K, N = g.N;
