@@ -232,11 +232,8 @@ def test_ab_compares_two_builds_of_the_core_in_one_process(tmp_path):
 
     other = tmp_path / Path(core.__file__).name
     shutil.copyfile(core.__file__, other)
-    r = subprocess.run(
-        [sys.executable, "-m", "bench.ab", str(other), "--sizes", "300-20-3", "--batch", "40",
-         "--threads", "2", "--gathered", "--steps", "3", "--rounds", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    r = _ab(other, "--sizes", "300-20-3", "--batch", "40", "--threads", "2", "--gathered",
+            "--steps", "3", "--rounds", "2")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "300-20-3 b40, 2 threads, gathered, 2 rounds of 3 steps" in r.stdout
     assert "installed" in r.stdout and "other" in r.stdout
@@ -255,22 +252,23 @@ def core_copy(tmp_path):
     return other
 
 
+def _ab(other, *args):
+    """python -m bench.ab against the build copied to `other`, with `args`."""
+    return subprocess.run([sys.executable, "-m", "bench.ab", str(other), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_ab_compares_two_builds_on_the_gemm_forms(core_copy):
     """bench.ab --gemm times the three GEMM forms of both builds per shape and checks their
     outputs; two copies of one build must agree bitwise."""
     other = core_copy
-    r = subprocess.run(
-        [sys.executable, "-m", "bench.ab", str(other), "--gemm", "30x40x20", "7x9x5",
-         "--threads", "1", "--rounds", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    r = _ab(other, "--gemm", "30x40x20", "7x9x5", "--threads", "1", "--rounds", "2")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for form in ("X·W+b, ReLU", "dY·Wᵀ", "Xᵀ·dY"):
         assert f"30x40x20 {form}" in r.stdout
     assert "30x40x20, 1 threads, 2 rounds: bitwise-equal outputs: True" in r.stdout
     assert "7x9x5, 1 threads, 2 rounds: bitwise-equal outputs: True" in r.stdout
-    bad = subprocess.run([sys.executable, "-m", "bench.ab", str(other), "--gemm", "30x0x20"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    bad = _ab(other, "--gemm", "30x0x20")
     assert bad.returncode != 0 and "--gemm takes shapes" in bad.stderr
 
 
@@ -278,17 +276,12 @@ def test_ab_compares_two_builds_on_softmax(core_copy):
     """bench.ab --softmax times softmax cross-entropy with dlogits of both builds per shape and
     checks their outputs; two copies of one build must agree bitwise."""
     other = core_copy
-    r = subprocess.run(
-        [sys.executable, "-m", "bench.ab", str(other), "--softmax", "13x10", "5x40",
-         "--threads", "1", "--rounds", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    r = _ab(other, "--softmax", "13x10", "5x40", "--threads", "1", "--rounds", "2")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for shape in ("13x10", "5x40"):
         line = next(ln for ln in r.stdout.splitlines() if ln.startswith(shape + " softmax"))
         assert "other / installed" in line and line.endswith("bitwise-equal outputs: True")
-    bad = subprocess.run([sys.executable, "-m", "bench.ab", str(other), "--softmax", "13"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    bad = _ab(other, "--softmax", "13")
     assert bad.returncode != 0 and "--softmax takes shapes" in bad.stderr
 
 

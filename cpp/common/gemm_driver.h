@@ -738,71 +738,6 @@ double tile_probe(int64_t reps) {
     return 2.0 * MR * NR * KC * slivers * panels * static_cast<double>(reps);
 }
 
-void matmul_forward(float*, const float*, const float*, const float*, int64_t, int64_t,
-                    int64_t, bool);
-void matmul_backward_input(float*, const float*, const float*, const float*, int64_t, int64_t,
-                           int64_t);
-void matmul_backward_weight(float*, float*, const float*, const float*, int64_t, int64_t,
-                            int64_t);
-
-// Benchmark probe (KernelTable::gemm_parts_probe): `reps` GEMMs of one shape and form on this
-// thread, as the one-thread matmul kernels run them (gemm()'s t == 1 path: gemm_block over the
-// whole C), whole or without packing and/or the caller's C, to split a GEMM's distance from
-// the tile's rate into its parts. A thread's first call for a shape fills its operands, runs
-// the form's matmul kernel on them and one whole GEMM of the probe, and throws unless the two
-// products are the same bits: a mixed-up stride, layout or form shows, though not another
-// path of the same kernel, since every path gives the same bits. That GEMM leaves in the
-// packing buffers what parts 1 and 3 then reread (only their time matters). Returns the
-// floating-point operations.
-double gemm_parts_probe(const GemmProbeShape& g, int part, int64_t reps) {
-    using U = Ukernel;
-    const int64_t M = g.M, K = g.K, N = g.N;
-    static thread_local Workspace wx, wy, wc, wk;
-    static thread_local GemmProbeShape filled{GemmForm::XW, 0, 0, 0};
-    // The operands of each form (X (M,K), W (K,N), dY (M,N)) as the matmul kernels view them,
-    // and C's rows, reduction and columns.
-    const bool xw = g.form == GemmForm::XW, dyw = g.form == GemmForm::DYWt;
-    const int64_t first = dyw ? M * N : M * K, second = xw || dyw ? K * N : M * N;
-    const int64_t rows = g.form == GemmForm::XtDY ? K : M, red = xw ? K : dyw ? N : M,
-                  cols = dyw ? K : N;
-    const bool fill = filled.form != g.form || filled.M != M || filled.K != K || filled.N != N;
-    filled = GemmProbeShape{GemmForm::XW, 0, 0, 0};  // until the operands are this shape's
-    float* P = wx.get(static_cast<size_t>(first));
-    float* Q = wy.get(static_cast<size_t>(second));
-    float* C = wc.get(static_cast<size_t>(rows * cols));
-    const View A = xw ? View{P, K, 1} : dyw ? View{P, N, 1} : View{P, 1, K};
-    const View B = xw ? View{Q, N, 1} : dyw ? View{Q, 1, N} : View{Q, N, 1};
-    Fuse f;
-    f.k_total = red;
-    if (fill) {
-        // Values that differ along every dimension (one bit of a layout mixed up changes the
-        // product), small enough that no sum overflows or goes subnormal.
-        for (int64_t i = 0; i < first; ++i) P[i] = static_cast<float>(i % 61 - 30) * 1e-3f;
-        for (int64_t i = 0; i < second; ++i) Q[i] = static_cast<float>(i % 67 - 33) * 1e-3f;
-        float* kernel = wk.get(static_cast<size_t>(rows * cols));
-        if (xw) matmul_forward(kernel, P, Q, nullptr, M, K, N, false);
-        else if (dyw) matmul_backward_input(kernel, P, Q, nullptr, M, N, K);
-        else matmul_backward_weight(kernel, nullptr, P, Q, M, K, N);
-        gemm_block<U, Epilogue::None>(C, cols, A, B, red, 0, rows, 0, cols, f);
-        if (std::memcmp(kernel, C, static_cast<size_t>(rows * cols) * sizeof(float)) != 0)
-            throw std::logic_error("gemm_parts_probe: its GEMM's product differs from the "
-                                   "matmul kernel's for this shape and form");
-    }
-    filled = g;
-    for (int64_t r = 0; r < reps; ++r) {
-        switch (part) {
-            case 1: gemm_block<U, Epilogue::None, 1>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
-            case 2: gemm_block<U, Epilogue::None, 2>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
-            case 3: gemm_block<U, Epilogue::None, 3>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
-            default: gemm_block<U, Epilogue::None>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
-        }
-    }
-    // the results are observable
-    volatile float sink = C[0] + probe_tile<U>()[0] + probe_edge<U>()[0] + probe_wide<U>()[0];
-    (void)sink;
-    return 2.0 * M * K * N * static_cast<double>(reps);
-}
-
 // The three training forms, as the kernel table wants them.
 
 void matmul_forward(float* Y, const float* X, const float* W, const float* b, int64_t M,
@@ -903,6 +838,64 @@ void matmul_backward_weight_sgd(float* dW, float* db, const float* X, const floa
         sgd_update(b, buf_b, db, N, s.lr, s.momentum, s.dampening, s.weight_decay, s.nesterov,
                    s.first_step, 1.0f, s.clip_value);
     }
+}
+
+// Benchmark probe (KernelTable::gemm_parts_probe): `reps` GEMMs of one shape and form on this
+// thread, as the one-thread matmul kernels run them (gemm()'s t == 1 path: gemm_block over the
+// whole C), whole or without packing and/or the caller's C, to split a GEMM's distance from
+// the tile's rate into its parts. A thread's first call for a shape fills its operands, runs
+// the form's matmul kernel on them and one whole GEMM of the probe, and throws unless the two
+// products are the same bits: a mixed-up stride, layout or form shows, though not another
+// path of the same kernel, since every path gives the same bits. That GEMM leaves in the
+// packing buffers what parts 1 and 3 then reread (only their time matters). Returns the
+// floating-point operations.
+double gemm_parts_probe(const GemmProbeShape& g, int part, int64_t reps) {
+    using U = Ukernel;
+    const int64_t M = g.M, K = g.K, N = g.N;
+    static thread_local Workspace wx, wy, wc, wk;
+    static thread_local GemmProbeShape filled{GemmForm::XW, 0, 0, 0};
+    // The operands of each form (X (M,K), W (K,N), dY (M,N)) as the matmul kernels view them,
+    // and C's rows, reduction and columns.
+    const bool xw = g.form == GemmForm::XW, dyw = g.form == GemmForm::DYWt;
+    const int64_t first = dyw ? M * N : M * K, second = xw || dyw ? K * N : M * N;
+    const int64_t rows = g.form == GemmForm::XtDY ? K : M, red = xw ? K : dyw ? N : M,
+                  cols = dyw ? K : N;
+    const bool fill = filled.form != g.form || filled.M != M || filled.K != K || filled.N != N;
+    filled = GemmProbeShape{GemmForm::XW, 0, 0, 0};  // until the operands are this shape's
+    float* P = wx.get(static_cast<size_t>(first));
+    float* Q = wy.get(static_cast<size_t>(second));
+    float* C = wc.get(static_cast<size_t>(rows * cols));
+    const View A = xw ? View{P, K, 1} : dyw ? View{P, N, 1} : View{P, 1, K};
+    const View B = xw ? View{Q, N, 1} : dyw ? View{Q, 1, N} : View{Q, N, 1};
+    Fuse f;
+    f.k_total = red;
+    if (fill) {
+        // Values that differ along every dimension (one bit of a layout mixed up changes the
+        // product), small enough that no sum overflows or goes subnormal.
+        for (int64_t i = 0; i < first; ++i) P[i] = static_cast<float>(i % 61 - 30) * 1e-3f;
+        for (int64_t i = 0; i < second; ++i) Q[i] = static_cast<float>(i % 67 - 33) * 1e-3f;
+        float* kernel = wk.get(static_cast<size_t>(rows * cols));
+        if (xw) matmul_forward(kernel, P, Q, nullptr, M, K, N, false);
+        else if (dyw) matmul_backward_input(kernel, P, Q, nullptr, M, N, K);
+        else matmul_backward_weight(kernel, nullptr, P, Q, M, K, N);
+        gemm_block<U, Epilogue::None>(C, cols, A, B, red, 0, rows, 0, cols, f);
+        if (std::memcmp(kernel, C, static_cast<size_t>(rows * cols) * sizeof(float)) != 0)
+            throw std::logic_error("gemm_parts_probe: its GEMM's product differs from the "
+                                   "matmul kernel's for this shape and form");
+    }
+    filled = g;
+    for (int64_t r = 0; r < reps; ++r) {
+        switch (part) {
+            case 1: gemm_block<U, Epilogue::None, 1>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
+            case 2: gemm_block<U, Epilogue::None, 2>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
+            case 3: gemm_block<U, Epilogue::None, 3>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
+            default: gemm_block<U, Epilogue::None>(C, cols, A, B, red, 0, rows, 0, cols, f); break;
+        }
+    }
+    // the results are observable
+    volatile float sink = C[0] + probe_tile<U>()[0] + probe_edge<U>()[0] + probe_wide<U>()[0];
+    (void)sink;
+    return 2.0 * M * K * N * static_cast<double>(reps);
 }
 
 }  // namespace FASTDENSE_ISA_NS
